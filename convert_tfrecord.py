@@ -1,0 +1,495 @@
+"""Convert a CelebA download to sharded TFRecords with the seed's feature keys, or verify them."""
+import concurrent.futures
+import csv
+import glob
+import io
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
+                    'CelebA root: the official layout (Img/, Anno/, Eval/), torchvision\'s one '
+                    'folder, or Kaggle\'s CSV layout')
+flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
+                  'partition to convert; all = train, val and test, each to its own files')
+flags.DEFINE_string('TFRecordPath', 'TFRecordFilePath', 'folder to write the records and manifest.json to')
+flags.DEFINE_list('ImageTypes', [],
+                  'image types to store, from img_celeba, img_align_celeba, img_align_celeba_png; '
+                  'default (empty): every image folder that is present')
+flags.DEFINE_float('shard_mb', 150, 'target shard size in MB of image bytes (default 150); 0 = one image per shard')
+flags.DEFINE_integer('workers', 0, 'parallel worker processes; 0 (default) = one per CPU core')
+flags.DEFINE_boolean('overwrite', False, 'redo finished shards instead of resuming (default False)')
+flags.DEFINE_boolean('verify', False, 're-read every shard of --TFRecordPath, decode every image '
+                     'and check the counts against manifest.json, then exit')
+
+# heavy imports after the flags, so that `--help` stays quick
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from dataset import CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS  # noqa: E402
+from utils import UsageError, check_writable, fail  # noqa: E402
+
+PARTITION_CODES = {'0': 'train', '1': 'val', '2': 'test'}
+# official and torchvision text files; Kaggle's CSVs share the stems
+ANNOTATIONS = {
+    'bbox': ('list_bbox_celeba', 4),
+    'attr': ('list_attr_celeba', NUM_ATTRS),
+    'landmarks': ('list_landmarks_celeba', NUM_LANDMARKS),
+    'landmarks_align': ('list_landmarks_align_celeba', NUM_LANDMARKS),
+    'identity': ('identity_CelebA', 1),
+    'partition': ('list_eval_partition', 1),
+}
+# annotation files with a count line and a header line (the others have neither)
+HEADED = ('bbox', 'attr', 'landmarks', 'landmarks_align')
+
+
+class Layout:
+    """Where one CelebA download keeps its image folders and annotation files."""
+
+    def __init__(self, name, image_dirs, annotations):
+        self.name = name
+        self.image_dirs = image_dirs  # type -> folder, only those present
+        self.annotations = annotations  # key of ANNOTATIONS -> file, only those present
+
+
+def detect_layout(root):
+    """Find which CelebA layout root holds: official, torchvision or kaggle."""
+    if not os.path.isdir(root):
+        raise UsageError('--DatasetPath {} does not exist: point it at the CelebA folder that '
+                         'holds Img/, Anno/ and Eval/ (or img_align_celeba/ and the list_*.txt '
+                         'files).'.format(root))
+
+    def present(paths):
+        return {k: p for k, p in paths.items() if os.path.exists(p)}
+
+    if os.path.isdir(os.path.join(root, 'Img')) or os.path.isdir(os.path.join(root, 'Anno')):
+        anno = {k: os.path.join(root, 'Eval' if k == 'partition' else 'Anno', stem + '.txt')
+                for k, (stem, _) in ANNOTATIONS.items()}
+        dirs = {t: os.path.join(root, 'Img', t) for t in CELEBA_TYPES}
+        return Layout('official', present(dirs), present(anno))
+    if os.path.isfile(os.path.join(root, 'list_eval_partition.csv')):
+        anno = {k: os.path.join(root, stem + '.csv') for k, (stem, _) in ANNOTATIONS.items()}
+        dirs = {'img_align_celeba': os.path.join(root, 'img_align_celeba', 'img_align_celeba')}
+        return Layout('kaggle', present(dirs), present(anno))
+    if os.path.isfile(os.path.join(root, 'list_eval_partition.txt')):
+        anno = {k: os.path.join(root, stem + '.txt') for k, (stem, _) in ANNOTATIONS.items()}
+        dirs = {t: os.path.join(root, t) for t in CELEBA_TYPES}
+        return Layout('torchvision', present(dirs), present(anno))
+    if os.path.isdir(os.path.join(root, 'celeba')):
+        return detect_layout(os.path.join(root, 'celeba'))
+    raise UsageError('{} is not a CelebA folder: expected Img/, Anno/ and Eval/ (official), '
+                     'list_eval_partition.txt beside img_align_celeba/ (torchvision) or '
+                     'list_eval_partition.csv (Kaggle).'.format(root))
+
+
+def read_annotation(path, key):
+    """Read one annotation file (txt or Kaggle csv) into {image_id: [numbers]}."""
+    width = ANNOTATIONS[key][1]
+    with open(path, newline='') as f:
+        if path.endswith('.csv'):
+            lines = list(csv.reader(f))
+            start, lines = 2, lines[1:]  # header row of column names
+            declared = None
+        else:
+            lines = [line.split() for line in f.read().splitlines()]
+            declared = None
+            start = 1
+            if key in HEADED:
+                try:
+                    declared = int(lines[0][0])
+                except (IndexError, ValueError):
+                    raise UsageError('{} line 1 should be the image count, got "{}"'.format(
+                        path, ' '.join(lines[0]) if lines else ''))
+                start, lines = 3, lines[2:]
+    rows = {}
+    for number, fields in enumerate(lines, start=start):
+        if not fields:
+            continue
+        try:
+            if len(fields) != width + 1:
+                raise ValueError('{} values'.format(len(fields) - 1))
+            rows[fields[0]] = [int(v) for v in fields[1:]]
+        except ValueError as e:
+            raise UsageError('{} line {} is malformed ({}, expected an image name and {} integers): '
+                             '"{}"; fix or re-download the file.'.format(
+                                 path, number, e, width, ' '.join(fields)))
+    if declared is not None and declared != len(rows):
+        raise UsageError('{} declares {} images on line 1 but has {} rows: the file is incomplete; '
+                         're-download it.'.format(path, declared, len(rows)))
+    return rows
+
+
+def image_file(image_dirs, image_type, image_id):
+    """Path of one image of a type; the PNG folder names its files .png."""
+    stem = os.path.splitext(image_id)[0]
+    ext = '.png' if image_type == 'img_align_celeba_png' else '.jpg'
+    return os.path.join(image_dirs[image_type], stem + ext)
+
+
+def check_image(data, image_type):
+    """Return (width, height) of an encoded image, or raise ValueError if it is corrupt or truncated."""
+    want = 'PNG' if image_type == 'img_align_celeba_png' else 'JPEG'
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != want:
+                raise ValueError('not a {} file'.format(want))
+            size = img.size
+            if want == 'PNG':
+                img.verify()  # every chunk's CRC and the closing IEND chunk
+            else:
+                img.draft('RGB', (max(1, size[0] // 8), max(1, size[1] // 8)))
+                img.load()  # decodes all the entropy-coded data at 1/8 scale
+        return size
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(str(e) or type(e).__name__)
+
+
+def clamp_bbox(box, width, height):
+    """Clamp an x, y, w, h box to the image; None if nothing of it is left inside."""
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def make_example(item, images):
+    """The seed's tf.train.Example for one image: encoded images and every annotation present."""
+    def floats(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    def byte(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    feature = {}
+    for image_type, (name, data) in images.items():
+        feature['image/{}/filename'.format(image_type)] = byte(name.encode())
+        feature['image/{}/encoded'.format(image_type)] = byte(data)
+    if 'identity' in item:
+        feature['image/ID'] = tf.train.Feature(int64_list=tf.train.Int64List(value=item['identity']))
+    if 'attr' in item:
+        feature['image/Attr'] = floats([1.0 if v > 0 else 0.0 for v in item['attr']])
+    if 'landmarks' in item:
+        feature['image/Landmarks'] = floats(item['landmarks'])
+    if 'landmarks_align' in item:
+        feature['image/LandmarksAlign'] = floats(item['landmarks_align'])
+    if 'bbox' in item:
+        feature['image/img_celeba/bbox'] = floats(item['bbox'])
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def encode_item(item, image_dirs, image_types):
+    """Read, check and serialise one image's record; returns (bytes, None) or (None, reason)."""
+    images = {}
+    for image_type in image_types:
+        path = image_file(image_dirs, image_type, item['id'])
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError:
+            return None, 'missing file {}'.format(path)
+        try:
+            size = check_image(data, image_type)
+        except ValueError as e:
+            return None, 'undecodable image {} ({})'.format(path, e)
+        images[image_type] = (os.path.basename(path), data)
+        if image_type == 'img_celeba' and 'bbox' in item:
+            if item['bbox'][2] <= 0 or item['bbox'][3] <= 0:
+                return None, 'zero-size bbox {}'.format(item['bbox'])
+            box = clamp_bbox(item['bbox'], *size)
+            if box is None:
+                return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size)
+            item = dict(item, bbox=box)
+    return make_example(item, images).SerializeToString(), None
+
+
+def write_shard(path, items, image_dirs, image_types):
+    """Write one shard under a temporary name and rename it when complete; returns (records, skipped)."""
+    tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')
+    skipped = []
+    records = 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for item in items:
+            record, reason = encode_item(item, image_dirs, image_types)
+            if record is None:
+                skipped.append({'image': item['id'], 'reason': reason})
+            else:
+                writer.write(record)
+                records += 1
+    os.replace(tmp, path)
+    return records, skipped
+
+
+def write_shard_task(args):
+    """write_shard for a worker process, with the shard's image count for progress."""
+    path, items, image_dirs, image_types = args
+    records, skipped = write_shard(path, items, image_dirs, image_types)
+    return path, len(items), records, skipped
+
+
+def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
+    """Group a partition's images into shards of about shard_bytes; returns (shards, missing)."""
+    shards, current, size, missing = [], [], 0, []
+    for image_id in ids:
+        item = {'id': image_id}
+        for key in ('bbox', 'attr', 'landmarks', 'landmarks_align', 'identity'):
+            if key in annotations and (key != 'bbox' or 'img_celeba' in image_types):
+                if image_id not in annotations[key]:
+                    raise UsageError('{} has no row for {}: the annotation file is incomplete; '
+                                     're-download it.'.format(layout.annotations[key], image_id))
+                item[key] = annotations[key][image_id]
+        try:
+            size += sum(os.path.getsize(image_file(layout.image_dirs, t, image_id))
+                        for t in image_types)
+        except OSError as e:
+            missing.append({'image': image_id, 'reason': 'missing file {}'.format(e.filename)})
+            continue
+        current.append(item)
+        if size >= shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+    if current or not shards:
+        shards.append(current)
+    total = len(shards)
+    names = ['CelebA_{}.tfrecord-{:05d}-of-{:05d}'.format(partition, i, total) for i in range(total)]
+    return list(zip(names, shards)), missing
+
+
+def load_plan(dataset_path, partition, image_types):
+    """Detect the layout, read the annotations and return (layout, image types, {partition: ids})."""
+    layout = detect_layout(dataset_path)
+    if not layout.image_dirs:
+        raise UsageError('{} ({} layout) has no image folder: expected one of {}.'.format(
+            dataset_path, layout.name, ', '.join(CELEBA_TYPES)))
+    if image_types:
+        unknown = [t for t in image_types if t not in CELEBA_TYPES]
+        if unknown:
+            raise UsageError('--ImageTypes {} unknown: use {}'.format(
+                ','.join(unknown), ','.join(CELEBA_TYPES)))
+        absent = [t for t in image_types if t not in layout.image_dirs]
+        if absent:
+            raise UsageError('--ImageTypes asks for {} but {} has no such folder (it has {}).'.format(
+                ','.join(absent), dataset_path, ', '.join(layout.image_dirs)))
+    else:
+        image_types = [t for t in CELEBA_TYPES if t in layout.image_dirs]
+    if 'partition' not in layout.annotations:
+        raise UsageError('{} has no list_eval_partition file: it says which images are train, val '
+                         'and test; download it from the CelebA page.'.format(dataset_path))
+    annotations = {k: read_annotation(p, k) for k, p in layout.annotations.items()}
+    ids = {p: [] for p in PARTITIONS}
+    split_file = layout.annotations['partition']
+    for image_id, (code,) in annotations.pop('partition').items():
+        if str(code) not in PARTITION_CODES:
+            raise UsageError('{}: {} has partition {}, expected 0, 1 or 2.'.format(
+                split_file, image_id, code))
+        ids[PARTITION_CODES[str(code)]].append(image_id)
+    wanted = PARTITIONS if partition == 'all' else (partition,)
+    return layout, image_types, {p: sorted(ids[p]) for p in wanted}, annotations
+
+
+def write_manifest(out_dir, manifest):
+    """Atomically write manifest.json."""
+    tmp = os.path.join(out_dir, '.' + MANIFEST + '.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+
+
+def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, workers=1,
+            overwrite=False, progress=True):
+    """Convert CelebA to shards in out_dir, resuming finished shards; returns the manifest."""
+    layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types)
+    check_writable(out_dir)
+    for leftover in glob.glob(os.path.join(out_dir, '.CelebA_*.tmp')):
+        os.remove(leftover)  # a shard an interrupted run did not finish
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    manifest = {'partitions': {}}
+    if os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    settings = {'source': os.path.abspath(dataset_path), 'layout': layout.name,
+                'image_types': image_types, 'shard_mb': shard_mb,
+                'annotations': sorted(annotations)}
+    logging.info('%s: %s layout, image types %s, annotations %s', dataset_path, layout.name,
+                 ', '.join(image_types), ', '.join(sorted(annotations)) or 'none')
+    tasks, parts = [], {}
+    for part, part_ids in ids.items():
+        shards, missing = plan_partition(part, part_ids, annotations, layout, image_types,
+                                         shard_mb * (1 << 20))
+        old = manifest['partitions'].get(part)
+        existing = glob.glob(os.path.join(out_dir, 'CelebA_{}.tfrecord*'.format(part)))
+        if old and old['settings'] != settings and not overwrite and existing:
+            raise UsageError('{} already holds {} records made with other settings ({} vs now {}): '
+                             'add --overwrite to redo them, or choose another --TFRecordPath.'.format(
+                                 out_dir, part, old['settings'], settings))
+        done = {} if overwrite or not old or old['settings'] != settings else old['shards']
+        names = {name for name, _ in shards}
+        for path in existing:
+            name = os.path.basename(path)
+            if name not in names or name not in done:
+                os.remove(path)  # from another plan, or written before its manifest entry
+        parts[part] = {'settings': settings, 'images': len(part_ids), 'missing': missing,
+                       'planned_shards': len(shards), 'shards': {n: s for n, s in done.items() if n in names}}
+        tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types)
+                  for name, items in shards if name not in parts[part]['shards']]
+        manifest['partitions'][part] = summarise(parts[part])
+    write_manifest(out_dir, manifest)
+
+    finished = sum(len(p['shards']) for p in parts.values())
+    total_images = sum(len(t[1]) for t in tasks)
+    if finished:
+        logging.info('resuming: %d shards already done, %d to write', finished, len(tasks))
+    bar = tqdm(total=total_images, unit='img', desc='converting', disable=not progress,
+               smoothing=0.1)
+    try:
+        for path, n_items, records, skipped in run_tasks(tasks, workers):
+            name = os.path.basename(path)
+            part = name.split('_', 1)[1].split('.', 1)[0]
+            parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
+            manifest['partitions'][part] = summarise(parts[part])
+            write_manifest(out_dir, manifest)
+            bar.update(n_items)
+    except KeyboardInterrupt:
+        bar.close()
+        raise UsageError('interrupted: finished shards are kept in {}; run the same command '
+                         'again to continue.'.format(out_dir))
+    bar.close()
+    return manifest
+
+
+def summarise(part):
+    """The manifest entry of one partition: counts, settings, shards and every skipped image."""
+    skipped = list(part['missing'])
+    for shard in part['shards'].values():
+        skipped += shard['skipped']
+    entry = {k: v for k, v in part.items() if k != 'missing'}
+    return dict(entry, records=sum(s['records'] for s in part['shards'].values()),
+                skipped=skipped, complete=len(part['shards']) == part['planned_shards'])
+
+
+def run_tasks(tasks, workers):
+    """Yield write_shard_task results, in this process (workers=1) or in a process pool."""
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield write_shard_task(task)
+        return
+    context = multiprocessing.get_context('spawn')  # TensorFlow is not fork-safe
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
+        futures = [pool.submit(write_shard_task, task) for task in tasks]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def verify(out_dir, progress=True):
+    """Re-read every shard, decode every image and compare counts with the manifest; returns problems."""
+    manifest = read_manifest_or_fail(out_dir)
+    problems = []
+    for part, entry in sorted(manifest['partitions'].items()):
+        types = entry['settings']['image_types']
+        files = sorted(glob.glob(os.path.join(out_dir, 'CelebA_{}.tfrecord*'.format(part))))
+        listed = set(entry['shards'])
+        for name in sorted(listed - {os.path.basename(f) for f in files}):
+            problems.append('{}: shard {} is listed in the manifest but missing'.format(part, name))
+        total = 0
+        for path in tqdm(files, desc='verifying ' + part, unit='shard', disable=not progress):
+            name = os.path.basename(path)
+            count, error = verify_shard(path, types)
+            total += count
+            if error:
+                problems.append('{}: {}'.format(name, error))
+            if name not in listed:
+                problems.append('{}: not in the manifest (left by another run?)'.format(name))
+            elif count != entry['shards'][name]['records']:
+                problems.append('{}: {} records, manifest says {}'.format(
+                    name, count, entry['shards'][name]['records']))
+        print('{:5s}: {:7d} records read, manifest {:7d}, {} skipped at conversion{}'.format(
+            part, total, entry['records'], len(entry['skipped']),
+            '' if total == entry['records'] else '  MISMATCH'))
+        if total != entry['records']:
+            problems.append('{}: {} records read, manifest says {}'.format(part, total, entry['records']))
+    return problems
+
+
+def verify_shard(path, image_types):
+    """Count one shard's records, parsing each and decoding its images; returns (count, error)."""
+    features = {'image/{}/encoded'.format(t): tf.io.FixedLenFeature([], tf.string)
+                for t in image_types}
+
+    def check(raw):
+        example = tf.io.parse_single_example(raw, features)
+        sizes = [tf.size(tf.io.decode_image(example[k], channels=3, expand_animations=False))
+                 for k in sorted(features)]
+        return tf.add_n(sizes) if sizes else tf.constant(0)
+
+    ds = tf.data.TFRecordDataset(path).map(check, num_parallel_calls=tf.data.AUTOTUNE)
+    count = 0
+    iterator = iter(ds)
+    while True:
+        try:
+            next(iterator)
+        except StopIteration:
+            return count, None
+        except tf.errors.OpError as e:
+            return count, 'record {} is damaged: {}'.format(count, e.message.splitlines()[0])
+        count += 1
+
+
+def read_manifest_or_fail(out_dir):
+    """Load manifest.json of a record folder, or raise a UsageError saying how to make one."""
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise UsageError('{} has no {}: convert into it first with python convert_tfrecord.py '
+                         '--DatasetPath=... --TFRecordPath={}'.format(out_dir, MANIFEST, out_dir))
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        raise UsageError('{} is not valid JSON ({}): reconvert with --overwrite.'.format(path, e))
+
+
+def main(_argv):
+    try:
+        if FLAGS.verify:
+            problems = verify(FLAGS.TFRecordPath)
+            for problem in problems:
+                print('PROBLEM: ' + problem, file=sys.stderr)
+            if problems:
+                fail('{} problem(s) in {}: reconvert the listed partitions with '
+                     '--overwrite.'.format(len(problems), FLAGS.TFRecordPath))
+            print('OK: every record parses and every image decodes.')
+            return
+        start = time.time()
+        workers = FLAGS.workers or os.cpu_count() or 1
+        manifest = convert(FLAGS.DatasetPath, FLAGS.TFRecordPath, FLAGS.Partition,
+                           FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite)
+    except UsageError as e:
+        fail(e)
+    images = 0
+    for part, entry in manifest['partitions'].items():
+        images += entry['records']
+        print('{:5s}: {:7d} records in {} shards, {} skipped'.format(
+            part, entry['records'], len(entry['shards']), len(entry['skipped'])))
+        for skip in entry['skipped']:
+            print('  skipped {}: {}'.format(skip['image'], skip['reason']))
+    print('wrote {} in {:.1f} s; check it with python convert_tfrecord.py --verify '
+          '--TFRecordPath={}'.format(FLAGS.TFRecordPath, time.time() - start, FLAGS.TFRecordPath))
+
+
+if __name__ == '__main__':
+    app.run(main)

@@ -1,0 +1,187 @@
+"""MNIST and CelebA-TFRecord input pipelines: unbatched float32 images in [-1, 1]."""
+import glob
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from utils import UsageError
+
+AUTOTUNE = tf.data.AUTOTUNE
+PARTITIONS = ('train', 'val', 'test')
+CELEBA_TYPES = ('img_celeba', 'img_align_celeba', 'img_align_celeba_png')
+MANIFEST = 'manifest.json'
+NUM_ATTRS = 40
+NUM_LANDMARKS = 10
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+def read_mnist_npz(path):
+    """Return the uint8 training digits [N, 28, 28] of an mnist.npz in Keras' layout."""
+    if path is None:
+        import keras
+        try:
+            (train_x, _), _ = keras.datasets.mnist.load_data()
+        except Exception as e:  # any network or cache failure
+            raise UsageError('could not download MNIST ({}): download mnist.npz elsewhere and '
+                             'pass --mnist_path=/path/to/mnist.npz.'.format(type(e).__name__))
+        return train_x
+    if not os.path.isfile(path):
+        raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
+                         'mnist.npz, or leave it empty to download MNIST.'.format(path))
+    try:
+        with np.load(path) as data:
+            missing = {'x_train', 'y_train', 'x_test', 'y_test'} - set(data.files)
+            if missing:
+                raise UsageError('{} is not in the mnist.npz layout: it lacks {}; it needs the '
+                                 'arrays x_train, y_train, x_test and y_test.'.format(
+                                     path, ', '.join(sorted(missing))))
+            train_x = data['x_train']
+    except UsageError:
+        raise
+    except Exception as e:
+        raise UsageError('{} is not a readable .npz file ({}): give a Keras-layout '
+                         'mnist.npz.'.format(path, e))
+    if train_x.ndim != 3 or train_x.shape[0] == 0:
+        raise UsageError('{}: x_train has shape {}, expected [N, 28, 28] digits.'.format(
+            path, train_x.shape))
+    return train_x
+
+
+def load_mnist(path, size):
+    """MNIST training digits brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
+    train_x = read_mnist_npz(path)
+    train_images = train_x.reshape(train_x.shape[0], train_x.shape[1], train_x.shape[2], 1)
+    train_images = (train_images.astype('float32') - 127.5) / 127.5
+    ds = tf.data.Dataset.from_tensor_slices(train_images)
+    return ds.map(lambda x: tf.image.resize_with_pad(x, size, size), num_parallel_calls=AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------- CelebA
+
+def partition_files(tfrecord_dir, partition):
+    """Record files of one partition: shards CelebA_{p}.tfrecord-*-of-* or one CelebA_{p}.tfrecord."""
+    if not os.path.isdir(tfrecord_dir):
+        raise UsageError('--TFRecordPath {} does not exist: convert CelebA first with python '
+                         'convert_tfrecord.py --DatasetPath=... --TFRecordPath={}'.format(
+                             tfrecord_dir, tfrecord_dir))
+    parts = PARTITIONS if partition == 'all' else (partition,)
+    files = []
+    for part in parts:
+        found = sorted(glob.glob(os.path.join(tfrecord_dir, 'CelebA_{}.tfrecord*'.format(part))))
+        if not found:
+            raise UsageError('{} holds no records for partition {} (CelebA_{}.tfrecord*): run '
+                             'python convert_tfrecord.py --Partition={} --TFRecordPath={}'.format(
+                                 tfrecord_dir, part, part, part if partition != 'all' else 'all',
+                                 tfrecord_dir))
+        files += found
+    return files
+
+
+def read_manifest(tfrecord_dir):
+    """The converter's manifest.json as a dict, or None when there is none."""
+    path = os.path.join(tfrecord_dir, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def first_example(files):
+    """Parse the first record of the first non-empty file as a tf.train.Example."""
+    for path in files:
+        try:
+            for raw in tf.data.TFRecordDataset(path).take(1):
+                return tf.train.Example.FromString(raw.numpy())
+        except (tf.errors.DataLossError, tf.errors.OpError) as e:
+            raise UsageError('{} is not a readable TFRecord file ({}): run python '
+                             'convert_tfrecord.py --verify --TFRecordPath={} and reconvert '
+                             'with --overwrite.'.format(path, e.message.splitlines()[0],
+                                                        os.path.dirname(path)))
+    raise UsageError('the record files {} hold no records: reconvert with python '
+                     'convert_tfrecord.py --overwrite.'.format(', '.join(files)))
+
+
+def count_records(files):
+    """Number of records in the files (reads them; prefer the manifest's counts)."""
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE)
+    return int(ds.reduce(np.int64(0), lambda n, _: n + 1))
+
+
+def celeba_size(tfrecord_dir, partition):
+    """Number of images in a partition ('all' sums them), from the manifest or by counting."""
+    manifest = read_manifest(tfrecord_dir)
+    parts = PARTITIONS if partition == 'all' else (partition,)
+    if manifest and all(p in manifest.get('partitions', {}) for p in parts):
+        return sum(manifest['partitions'][p]['records'] for p in parts)
+    return count_records(partition_files(tfrecord_dir, partition))
+
+
+def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
+    """Decode one CelebA image (bbox-cropped or centre-cropped square) to [size, size, 3] in [-1, 1]."""
+    if crop_bbox:
+        # decode only the face box: x, y, w, h -> crop window y, x, h, w
+        box = tf.cast(bbox, tf.int32)
+        image = tf.io.decode_and_crop_jpeg(encoded, tf.stack([box[1], box[0], box[3], box[2]]),
+                                           channels=3)
+    else:
+        if image_type == 'img_align_celeba_png':
+            image = tf.io.decode_png(encoded, channels=3)
+        else:
+            image = tf.io.decode_jpeg(encoded, channels=3)
+        shape = tf.shape(image)
+        side = tf.minimum(shape[0], shape[1])
+        image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2,
+                                              (shape[1] - side) // 2, side, side)
+    image = tf.image.resize(tf.cast(image, tf.float32), [size, size], antialias=True)
+    return tf.clip_by_value((image - 127.5) / 127.5, -1.0, 1.0)
+
+
+def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None):
+    """CelebA images of one partition ('all' = train+val+test) as [size, size, 3] in [-1, 1]."""
+    if image_type not in CELEBA_TYPES:
+        raise UsageError('unknown CelebA image type {}; use one of {}'.format(
+            image_type, ', '.join(CELEBA_TYPES)))
+    files = files if files is not None else partition_files(tfrecord_dir, partition)
+    keys = first_example(files).features.feature
+    image_key = 'image/{}/encoded'.format(image_type)
+    if image_key not in keys:
+        present = sorted(t for t in CELEBA_TYPES if 'image/{}/encoded'.format(t) in keys)
+        raise UsageError('the records in {} do not hold {} (they hold: {}): train with '
+                         '--ImageType={} or reconvert with --ImageTypes={}'.format(
+                             tfrecord_dir, image_type, ', '.join(present) or 'no images',
+                             present[0] if present else image_type, image_type))
+    crop_bbox = bbox and image_type == 'img_celeba'
+    if crop_bbox and 'image/img_celeba/bbox' not in keys:
+        raise UsageError('the records in {} have no bounding boxes (list_bbox_celeba was not '
+                         'converted): train with --nobbox or reconvert with the bbox file '
+                         'present.'.format(tfrecord_dir))
+    features = {image_key: tf.io.FixedLenFeature([], tf.string)}
+    if crop_bbox:
+        features['image/img_celeba/bbox'] = tf.io.FixedLenFeature([4], tf.float32)
+
+    def parse(raw):
+        example = tf.io.parse_single_example(raw, features)
+        return decode_celeba(example[image_key], example.get('image/img_celeba/bbox'),
+                             image_type, crop_bbox, size)
+
+    if len(files) == 1:
+        records = tf.data.TFRecordDataset(files[0], buffer_size=8 << 20)
+    else:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+            cycle_length=min(len(files), 16), block_length=1,
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_batches=0):
+    """Shuffle (seeded, one order per call), batch, skip already-trained batches and prefetch."""
+    if shuffle_buffer > 1:
+        images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    batches = images.batch(batch_size, drop_remainder=drop_remainder)
+    if skip_batches:
+        batches = batches.skip(skip_batches)
+    return batches.prefetch(AUTOTUNE)

@@ -1,0 +1,78 @@
+"""The seed's DCGAN generator and discriminator as Keras 3 functional models."""
+import math
+
+import keras
+from keras.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    LeakyReLU,
+    Reshape,
+)
+
+SUPPORTED_SIZES = (32, 64, 128)
+
+
+def num_blocks(image_size):
+    """Number of stride-2 blocks between a 4x4 feature map and an image_size image."""
+    if image_size not in SUPPORTED_SIZES:
+        raise ValueError('DisInSize must be one of {}, got {}: the networks grow from 4x4 by '
+                         'powers of two.'.format(', '.join(map(str, SUPPORTED_SIZES)), image_size))
+    return int(math.log2(image_size)) - 2
+
+
+def Dis_Net(ImageSize, Channel, sync_bn=False):
+    """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1]."""
+    if isinstance(ImageSize, (list, tuple)):
+        Length, Width = ImageSize
+        if Length != Width:
+            raise ValueError('Dis_Net needs a square image, got {}x{}.'.format(Length, Width))
+        ImageSize = Length
+    blocks = num_blocks(ImageSize)
+    x = inputs_x = Input([ImageSize, ImageSize, Channel])
+    # the seed's 64x64 net has 128, 256, 512, 1024 filters; 32 drops the 128 block, 128 adds a 64 one
+    filters = [1024 // 2 ** i for i in reversed(range(blocks))]
+    for i, f in enumerate(filters):
+        # state size: (ImageSize / 2^(i+1)) x (ImageSize / 2^(i+1)) x f
+        x = Conv2D(f, (4, 4), strides=(2, 2), padding='same')(x)
+        if i > 0:
+            x = BatchNormalization(synchronized=sync_bn)(x)
+        x = LeakyReLU()(x)
+        if i > 0:
+            x = Dropout(0.3)(x)
+    # state size: 1x1x1
+    x = Conv2D(1, (4, 4), strides=(1, 1), padding='valid')(x)
+    x = Dropout(0.3)(x)
+    x = Flatten()(x)
+    x = Dense(1)(x)
+    # sigmoid in float32 so the probability is exact under mixed precision
+    output = Activation('sigmoid', dtype='float32')(x)
+    return keras.Model(inputs_x, output, name='Discriminator')
+
+
+def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False):
+    """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]."""
+    blocks = num_blocks(image_size)
+    x = inputs_x = Input([noise_dim])
+    x = Reshape((1, 1, noise_dim))(x)
+
+    # state size: 4x4x1024
+    x = Conv2DTranspose(1024, (4, 4), strides=(1, 1), padding='valid')(x)
+    x = BatchNormalization(synchronized=sync_bn)(x)
+    x = LeakyReLU()(x)
+
+    for i in range(1, blocks):
+        # state size: 2^(i+2) x 2^(i+2) x 1024 / 2^i
+        x = Conv2DTranspose(1024 // 2 ** i, (4, 4), strides=(2, 2), padding='same')(x)
+        x = BatchNormalization(synchronized=sync_bn)(x)
+        x = LeakyReLU()(x)
+
+    # state size: image_size x image_size x Channel, computed in float32 under mixed precision
+    output = Conv2DTranspose(Channel, (4, 4), strides=(2, 2), padding='same', activation='tanh',
+                             dtype='float32')(x)
+    return keras.Model(inputs_x, output, name='Generator')

@@ -1,0 +1,149 @@
+"""Losses, sample grids, the CSV loss log and plots, shared by the entry points."""
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
+CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
+CSV_FORMAT = '{:5d},{:.6f},{:.6f},{:.6f},{:.6f}\n'
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; entry points print its message and exit non-zero."""
+
+
+def fail(message):
+    """Print a user error in one line and exit with status 1 (for entry points)."""
+    import sys
+    print('ERROR: {}'.format(message), file=sys.stderr)
+    sys.exit(1)
+
+
+def check_writable(folder):
+    """Create folder if needed and make sure files can be written in it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, '.write-test')
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError('cannot write to {} ({}): choose another folder or fix its '
+                         'permissions.'.format(folder, e.strerror or e))
+
+
+# ----------------------------------------------------------------------------- losses
+
+# per-example BCE on probabilities, as the seed's BinaryCrossentropy; averaged below
+cross_entropy = keras.losses.BinaryCrossentropy(reduction=None)
+
+
+def discriminator_loss(real_output, fake_output, global_batch_size):
+    """The seed's D loss, BCE(1, D(x)) + BCE(0, D(G(z))), averaged over the global batch."""
+    per_example = (cross_entropy(tf.ones_like(real_output), real_output)
+                   + cross_entropy(tf.zeros_like(fake_output), fake_output))
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def generator_loss(fake_output, global_batch_size):
+    """The seed's G loss, BCE(1, D(G(z))), averaged over the global batch."""
+    per_example = cross_entropy(tf.ones_like(fake_output), fake_output)
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+# ----------------------------------------------------------------------------- images
+
+def to_uint8(images):
+    """Images in [-1, 1] (numpy or tensor) -> uint8 numpy array in [0, 255]."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images, rows, cols, pad=2, pad_value=255):
+    """Tile [rows*cols, H, W, C] uint8 images into one [rows*H+..., cols*W+..., C] image."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    if n != rows * cols:
+        raise ValueError('make_grid needs {} images, got {}'.format(rows * cols, n))
+    grid = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c),
+                   pad_value, dtype=images.dtype)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y:y + h, x:x + w] = images[i]
+    return grid
+
+
+def write_png(path, image):
+    """Write a uint8 [H, W, 1 or 3] array as a grayscale or RGB PNG."""
+    tf.io.write_file(path, tf.io.encode_png(image))
+
+
+def generate_and_save_images(predictions, epoch, save_dir):
+    """Save the 16 fixed-noise samples of an epoch as a 4x4 grid {save_dir}/{epoch:03d}.png."""
+    os.makedirs(save_dir, exist_ok=True)
+    grid = make_grid(to_uint8(predictions), 4, 4)
+    path = os.path.join(save_dir, '{:03d}.png'.format(epoch))
+    write_png(path, grid)
+    return path, grid
+
+
+# ----------------------------------------------------------------------------- CSV log
+
+def read_loss_csv(path):
+    """Read a loss CSV into {column: np.ndarray}, up to its last complete row."""
+    if not os.path.isfile(path):
+        raise UsageError('{} does not exist: pass a loss CSV written by main.py '
+                         '(logs/{{SaveName}}-loss.csv).'.format(path))
+    with open(path) as f:
+        text = f.read()
+    lines = text.split('\n')
+    if not lines[0].strip():
+        raise UsageError('{} is empty: it has no header; was the run started?'.format(path))
+    if lines[0].strip() != CSV_HEADER.strip():
+        raise UsageError('{} has header "{}", expected "{}": is it a loss CSV from '
+                         'main.py?'.format(path, lines[0].strip(), CSV_HEADER.strip()))
+    # the last piece has no newline: a row still being written, or '' after a complete file
+    rows = []
+    for number, line in enumerate(lines[1:-1], start=2):
+        fields = line.split(',')
+        try:
+            if len(fields) != len(CSV_COLUMNS):
+                raise ValueError
+            rows.append([int(fields[0])] + [float(v) for v in fields[1:]])
+        except ValueError:
+            raise UsageError('{} line {} is not a row of {} numbers: "{}"'.format(
+                path, number, len(CSV_COLUMNS), line))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(CSV_COLUMNS))
+    out = {name: table[:, i] for i, name in enumerate(CSV_COLUMNS)}
+    out['epoch'] = out['epoch'].astype(np.int64)
+    return out
+
+
+def start_csv(path, keep_epochs):
+    """Open the loss CSV for a run that starts at epoch keep_epochs (0 = fresh), dropping later rows."""
+    kept = []
+    if keep_epochs > 0 and os.path.isfile(path):
+        with open(path) as f:
+            lines = f.read().split('\n')
+        if lines and lines[0].strip() == CSV_HEADER.strip():
+            for line in lines[1:-1]:
+                fields = line.split(',')
+                if len(fields) == len(CSV_COLUMNS) and int(fields[0]) < keep_epochs:
+                    kept.append(line + '\n')
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(CSV_HEADER)
+        f.writelines(kept)
+    os.replace(tmp, path)
+    return len(kept)
+
+
+def append_csv(path, epoch, values):
+    """Append one epoch's row (Real_P, Fake_P, Gen_loss, Dis_loss) to the loss CSV."""
+    with open(path, 'a') as f:
+        f.write(CSV_FORMAT.format(epoch, *[float(v) for v in values]))
+        f.flush()
+        os.fsync(f.fileno())
