@@ -1,0 +1,68 @@
+"""Shared fixtures: generated MNIST and CelebA data, and helpers to run the entry points."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import synthetic  # noqa: E402
+
+# a small, fast training configuration used by most runs
+SMALL = ['--DisInSize=32', '--BATCH_SIZE=8', '--steps_per_epoch=3', '--notensorboard']
+
+
+def script_env():
+    """Environment for entry-point subprocesses: quiet TensorFlow, no network for Keras."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1',
+               CUDA_VISIBLE_DEVICES='-1')
+    env['KERAS_HOME'] = env.get('KERAS_HOME_TEST', os.path.join(ROOT, '.pytest_cache', 'keras'))
+    return env
+
+
+def run_script(script, args, cwd, timeout=600, env=None):
+    """Run python ROOT/script args in cwd and return the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env or script_env())
+
+
+def start_script(script, args, cwd):
+    """Start python ROOT/script args in cwd, stderr piped (for interruption tests)."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=script_env())
+
+
+def error_line(result):
+    """The one 'ERROR: ...' line a failing entry point printed, asserting there is no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith('ERROR: ')]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope='session')
+def mnist_npz(tmp_path_factory):
+    """A tiny Keras-layout mnist.npz of 64 training digits."""
+    return synthetic.write_mnist(str(tmp_path_factory.mktemp('mnist') / 'mnist.npz'))
+
+
+@pytest.fixture(scope='session')
+def celeba_root(tmp_path_factory):
+    """An official-layout CelebA folder of 36 images (22 train, 7 val, 7 test) and its bboxes."""
+    root = str(tmp_path_factory.mktemp('celeba'))
+    return root, synthetic.write_celeba(root, n=36)
+
+
+@pytest.fixture(scope='session')
+def records(celeba_root, tmp_path_factory):
+    """celeba_root converted to sharded TFRecords (all partitions, all three image types)."""
+    import convert_tfrecord
+    out = str(tmp_path_factory.mktemp('records'))
+    convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False)
+    return out
