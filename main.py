@@ -111,24 +111,13 @@ def create_dataset(image_type, bbox, size, mnist_path, tfrecord_path, partition)
     return images, dataset.celeba_size(tfrecord_path, partition)
 
 
-def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
-    """The seed's piecewise-constant decay: lr, then /10 after each of decay_epochs.
-
-    The optimizer evaluates the schedule at its update count before incrementing it, and
-    PiecewiseConstantDecay keeps a value up to and including its boundary, hence the -1.
-    """
-    boundaries = [steps_per_epoch * e - 1 for e in decay_epochs]
-    values = [lr / 10 ** i for i in range(len(decay_epochs) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-
-
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore."""
     Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn)
     Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn)
     opts = []
     for net in (Generator, Discriminator):
-        opt = keras.optimizers.Adam(lr_schedule(lr, steps_per_epoch), beta_1=0.5)
+        opt = keras.optimizers.Adam(utils.lr_schedule(lr, steps_per_epoch), beta_1=0.5)
         if fp16:
             opt = keras.mixed_precision.LossScaleOptimizer(opt)
         opt.build(net.trainable_variables)
@@ -371,6 +360,7 @@ def train():
             bar = tqdm(total=steps_per_epoch, initial=done, unit='step', disable=not chief,
                        desc='epoch {}/{}'.format(epoch + 1, FLAGS.epochs), dynamic_ncols=True)
             window = time.time()
+            epoch_lr = float(G_opt.learning_rate)  # boundaries fall between epochs
             for image_batch in batches:
                 step = int(G_opt.iterations)
                 values = train_step(image_batch, tf.constant(step, tf.int64)).numpy()
@@ -395,7 +385,7 @@ def train():
                     with writer.as_default(step=step + 1):
                         for name, value in zip(utils.CSV_COLUMNS[1:], means):
                             tf.summary.scalar(name, value)
-                        tf.summary.scalar('learning_rate', float(G_opt.learning_rate))
+                        tf.summary.scalar('learning_rate', epoch_lr)
                         tf.summary.scalar('images_per_second',
                                           FLAGS.log_every * FLAGS.BATCH_SIZE / (now - window))
                     window = now
@@ -432,7 +422,7 @@ def train():
                 Discriminator.save_weights(os.path.join(model_dir, 'Discriminator.weights.h5'))
             logging.info('Epoch %d/%d in %.1f s: Real_P %.4f, Fake_P %.4f, Gen_loss %.4f, '
                          'Dis_loss %.4f, lr %.2e', epoch + 1, FLAGS.epochs, time.time() - start,
-                         means[0], means[1], means[2], means[3], float(G_opt.learning_rate))
+                         means[0], means[1], means[2], means[3], epoch_lr)
             if means[1] < 0.01 and means[0] > 0.99:
                 logging.warning('Epoch %d: the discriminator wins completely (Real_P %.4f, Fake_P '
                                 '%.4f): training has probably collapsed; look at %s', epoch + 1,
