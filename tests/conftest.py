@@ -24,7 +24,8 @@ def script_env():
 
 
 def run_script(script, args, cwd, timeout=600, env=None):
-    """Run python ROOT/script args in cwd and return the CompletedProcess (text)."""
+    """Run python ROOT/script args in cwd (created if needed) and return the CompletedProcess."""
+    os.makedirs(cwd, exist_ok=True)
     return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=env or script_env())

@@ -1,0 +1,188 @@
+"""Stopping and continuing a run: SIGINT, SIGKILL, incompatible resume, NaN, seeds, export."""
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SMALL, error_line, run_script, script_env, start_script
+
+EPOCHS = ['--epochs=3', '--steps_per_epoch=6']
+
+
+def mnist_args(mnist_npz, *extra):
+    return SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--seed=5'] + EPOCHS + \
+        list(extra)
+
+
+def csv_text(cwd):
+    return open(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv')).read()
+
+
+def checkpoint(cwd):
+    return tf.train.load_checkpoint(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))
+
+
+@pytest.fixture(scope='module')
+def reference(mnist_npz, tmp_path_factory):
+    """An uninterrupted 3-epoch run."""
+    cwd = str(tmp_path_factory.mktemp('reference'))
+    result = run_script('main.py', mnist_args(mnist_npz), cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd
+
+
+def interrupt_when(proc, pattern, sig, timeout=300):
+    """Send sig to proc once its stderr matches pattern; return everything it printed."""
+    seen = []
+    fired = threading.Event()
+
+    def read():
+        buffer = ''
+        for chunk in iter(lambda: proc.stderr.read1(4096), b''):
+            buffer += chunk.decode(errors='replace')
+            seen.append(chunk.decode(errors='replace'))
+            if not fired.is_set() and re.search(pattern, buffer):
+                fired.set()
+                proc.send_signal(sig)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc.wait(timeout=timeout)
+    reader.join(timeout=10)
+    assert fired.is_set(), ''.join(seen)
+    return proc.stdout.read().decode(), ''.join(seen)
+
+
+def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
+    cwd = str(tmp_path)
+    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
+    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 1/6', signal.SIGINT)
+    assert proc.returncode == 130, err
+    stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
+                        r'command again', out)
+    assert stopped and 1 <= int(stopped.group(1)) < 6, out + err
+    assert 'Traceback' not in err
+    assert csv_text(cwd).count('\n') == 2  # header and epoch 0
+    ckpt = checkpoint(cwd)
+    assert ckpt.get_tensor('step_in_epoch/.ATTRIBUTES/VARIABLE_VALUE') == int(stopped.group(1))
+    noise_before = ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
+
+    result = run_script('main.py', mnist_args(mnist_npz), cwd)
+    assert result.returncode == 0, result.stderr
+    assert 'Resuming from' in result.stderr and 'epoch 1, step {} of it, global step {}'.format(
+        stopped.group(1), 6 + int(stopped.group(1))) in result.stderr
+    # nothing lost or duplicated, and the numbers are those of the uninterrupted run
+    assert csv_text(cwd) == csv_text(reference)
+    assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
+        ['001.png', '002.png', '003.png']
+    ckpt = checkpoint(cwd)
+    np.testing.assert_array_equal(ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE'),
+                                  noise_before)
+    # same weights and same noise give the same grid
+    for name in ('002.png', '003.png'):
+        assert open(os.path.join(cwd, 'plot', 'MNIST-False', name), 'rb').read() == \
+            open(os.path.join(reference, 'plot', 'MNIST-False', name), 'rb').read()
+    # the step counter continued: 3 epochs of 6 steps
+    assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 18
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
+    cwd = str(tmp_path)
+    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
+    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 2/6', signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    result = run_script('main.py', mnist_args(mnist_npz), cwd)
+    assert result.returncode == 0, result.stderr
+    assert 'epoch 1, step 0 of it, global step 6' in result.stderr
+    assert csv_text(cwd) == csv_text(reference)
+    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3
+
+
+def test_same_seed_same_csv_other_seed_differs(reference, mnist_npz, tmp_path):
+    same = run_script('main.py', mnist_args(mnist_npz), str(tmp_path / 'a'))
+    other = run_script('main.py', mnist_args(mnist_npz, '--seed=6', '--epochs=1'),
+                       str(tmp_path / 'b'))
+    assert same.returncode == 0 and other.returncode == 0, same.stderr + other.stderr
+    assert csv_text(str(tmp_path / 'a')) == csv_text(reference)
+    first_row = csv_text(reference).splitlines()[1]
+    assert csv_text(str(tmp_path / 'b')).splitlines()[1] != first_row
+
+
+@pytest.fixture
+def one_epoch(mnist_npz, tmp_path):
+    """A directory holding a finished 1-epoch run of 2 steps."""
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--epochs=1', '--steps_per_epoch=2', '--seed=3'],
+                        str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    return str(tmp_path)
+
+
+def test_incompatible_resume_is_refused(one_epoch, mnist_npz):
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--epochs=2', '--DisInSize=64'], one_epoch)
+    line = error_line(result)
+    assert 'was made with --DisInSize=32' in line and '--noresume' in line
+    # nothing was touched
+    assert csv_text(one_epoch).count('\n') == 2
+
+
+def test_flag_changes_listed_and_noresume_moves_aside(one_epoch, mnist_npz):
+    args = SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--steps_per_epoch=2']
+    result = run_script('main.py', args + ['--epochs=2', '--lr=1e-4'], one_epoch)
+    assert result.returncode == 0, result.stderr
+    assert 'flag changed since the checkpoint: epochs: 1 -> 2' in result.stderr
+    assert 'flag changed since the checkpoint: lr: 0.0002 -> 0.0001' in result.stderr
+    saved = json.load(open(os.path.join(one_epoch, 'models', 'MNIST-False', 'flags.json')))
+    assert saved['epochs'] == 2 and saved['seed'] == 3  # the seed was kept from the first run
+    assert csv_text(one_epoch).count('\n') == 3
+
+    result = run_script('main.py', args + ['--epochs=1', '--noresume'], one_epoch)
+    assert result.returncode == 0, result.stderr
+    assert 'Moved the previous run aside to models/MNIST-False.old-' in result.stderr
+    old = glob.glob(os.path.join(one_epoch, 'models', 'MNIST-False.old-*'))
+    assert len(old) == 1 and os.path.isdir(os.path.join(old[0], 'checkpoints'))
+    old_csv = glob.glob(os.path.join(one_epoch, 'logs', 'MNIST-False-loss.csv.old-*'))
+    assert len(old_csv) == 1 and open(old_csv[0]).read().count('\n') == 3
+    assert csv_text(one_epoch).count('\n') == 2
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(one_epoch, mnist_npz):
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--epochs=2', '--steps_per_epoch=2', '--lr=nan'],
+                        one_epoch)
+    line = error_line(result)
+    assert 'non-finite loss at global step 3 (epoch 2' in line
+    assert 'the last good checkpoint' in line
+    ckpts = os.listdir(os.path.join(one_epoch, 'models', 'MNIST-False', 'checkpoints'))
+    assert sorted(c for c in ckpts if c.endswith('.index')) == ['ckpt-2.index']
+    assert csv_text(one_epoch).count('\n') == 2
+
+
+def test_generator_keras_loads_in_fresh_process(one_epoch, mnist_npz):
+    path = os.path.join(one_epoch, 'models', 'MNIST-False', 'generator.keras')
+    os.remove(path)
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--export_only'], one_epoch)
+    assert result.returncode == 0 and 'Exported the generator of' in result.stdout, result.stderr
+    code = ('import keras, numpy as np; g = keras.models.load_model({!r}); '
+            'x = np.asarray(g(np.random.normal(size=(3, 100)).astype("float32"))); '
+            'print(x.shape, float(x.min()) >= -1, float(x.max()) <= 1)').format(path)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env=script_env(), cwd='/', timeout=300)
+    assert out.stdout.strip() == '(3, 32, 32, 1) True True', out.stderr
+
+
+def test_export_only_without_checkpoint(mnist_npz, tmp_path):
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--export_only'], str(tmp_path))
+    assert 'no checkpoint in models/MNIST-False/checkpoints to export' in error_line(result)
