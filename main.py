@@ -286,11 +286,12 @@ def train():
         Generator, Discriminator, G_opt, D_opt = setup_model(
             channels, FLAGS.DisInSize, FLAGS.noise_dim, FLAGS.lr, steps_per_epoch, FLAGS.sync_bn,
             FLAGS.mixed_precision == 'fp16')
-        NOISE = tf.Variable(tf.random.stateless_normal([16, FLAGS.noise_dim], seed=[seed, -1]),
-                            trainable=False, name='fixed_noise')
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
-        step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='step_in_epoch')
-        sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name='metric_sums')
+    # run bookkeeping, the same on every worker: plain local variables
+    NOISE = tf.Variable(tf.random.stateless_normal([16, FLAGS.noise_dim], seed=[seed, -1]),
+                        trainable=False, name='fixed_noise')
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+    step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='step_in_epoch')
+    sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name='metric_sums')
     models = [Generator, Discriminator]
     ckpt = tf.train.Checkpoint(generator=Generator, discriminator=Discriminator, G_opt=G_opt,
                                D_opt=D_opt, fixed_noise=NOISE, epoch=epoch_var,
@@ -311,7 +312,7 @@ def train():
                              'or add --noresume to start fresh.'.format(
                                  latest, str(e).splitlines()[0], flags_path))
         logging.info('Resuming from %s: epoch %d, step %d of it, global step %d',
-                     latest, int(epoch_var), int(step_in_epoch), int(G_opt.iterations))
+                     latest, int(epoch_var), int(step_in_epoch), int(G_opt.iterations.numpy()))
         for line in flag_differences(saved or {}, current):
             logging.warning('flag changed since the checkpoint: %s', line)
     elif FLAGS.export_only:
@@ -362,7 +363,7 @@ def train():
             window = time.time()
             epoch_lr = float(G_opt.learning_rate)  # boundaries fall between epochs
             for image_batch in batches:
-                step = int(G_opt.iterations)
+                step = int(G_opt.iterations.numpy())
                 values = train_step(image_batch, tf.constant(step, tf.int64)).numpy()
                 if not np.all(np.isfinite(values)):
                     bar.close()
@@ -393,7 +394,7 @@ def train():
                     break
             bar.close()
             if stop.signal is not None and int(step_in_epoch) < steps_per_epoch:
-                path = manager.save(checkpoint_number=int(G_opt.iterations))
+                path = manager.save(checkpoint_number=int(G_opt.iterations.numpy()))
                 print('Stopped by {} at epoch {}, step {} of {}; saved {}. Run the same command '
                       'again to continue from there.'.format(
                           signal.Signals(stop.signal).name, epoch + 1, int(step_in_epoch),
@@ -409,13 +410,13 @@ def train():
                 grid_path, grid = utils.generate_and_save_images(
                     Generator(NOISE, training=False), epoch + 1, plot_dir)
                 if writer:
-                    with writer.as_default(step=int(G_opt.iterations)):
+                    with writer.as_default(step=int(G_opt.iterations.numpy())):
                         tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
                     writer.flush()
             epoch_var.assign(epoch + 1)
             step_in_epoch.assign(0)
             sums.assign(tf.zeros([4], tf.float64))
-            manager.save(checkpoint_number=int(G_opt.iterations))
+            manager.save(checkpoint_number=int(G_opt.iterations.numpy()))
             # Save the weights every save_every epochs and after the last one
             if chief and ((epoch + 1) % FLAGS.save_every == 0 or epoch + 1 == FLAGS.epochs):
                 Generator.save_weights(os.path.join(model_dir, 'Generator.weights.h5'))

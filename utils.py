@@ -1,5 +1,6 @@
 """Losses, sample grids, the CSV loss log and plots, shared by the entry points."""
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -25,10 +26,8 @@ def check_writable(folder):
     """Create folder if needed and make sure files can be written in it."""
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, '.write-test')
-        with open(probe, 'w'):
+        with tempfile.TemporaryFile(dir=folder):
             pass
-        os.remove(probe)
     except OSError as e:
         raise UsageError('cannot write to {} ({}): choose another folder or fix its '
                          'permissions.'.format(folder, e.strerror or e))
