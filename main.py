@@ -8,9 +8,19 @@ import sys
 import tempfile
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import dataset  # noqa: E402
+import model  # noqa: E402
+import utils  # noqa: E402
+from utils import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
@@ -61,17 +71,6 @@ flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker']
                   'machine), multi_worker (machines named by TF_CONFIG) (default default)')
 flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across replicas '
                      '(default False)')
-
-# heavy imports after the flags, so that `--help` stays quick
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import dataset  # noqa: E402
-import model  # noqa: E402
-import utils  # noqa: E402
-from utils import UsageError  # noqa: E402
 
 # flags that shape the networks: a checkpoint made with other values cannot be restored
 SHAPE_FLAGS = ('ImageType', 'DisInSize', 'noise_dim')

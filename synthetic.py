@@ -33,12 +33,12 @@ def write_mnist(path, n_train=64, n_test=16, seed=0):
     return path
 
 
-def smooth_image(rng, width, height):
-    """A smooth random RGB picture that compresses like a photo."""
+def smooth_image(rng, width, height, grain=12):
+    """A smooth random RGB picture with some grain, so that it compresses like a photo."""
     small = Image.fromarray(rng.integers(0, 256, (max(2, height // 24), max(2, width // 24), 3),
                                          dtype=np.uint8))
     big = np.asarray(small.resize((width, height), Image.BICUBIC), dtype=np.int16)
-    big = big + rng.integers(-12, 13, big.shape)
+    big = big + rng.integers(-grain, grain + 1, big.shape)
     return np.clip(big, 0, 255).astype(np.uint8)
 
 
@@ -48,16 +48,17 @@ def encode(array, fmt, quality=95):
     if fmt == 'JPEG':
         Image.fromarray(array).save(buf, 'JPEG', quality=quality, subsampling=0)
     else:
-        Image.fromarray(array).save(buf, 'PNG', compress_level=1)
+        Image.fromarray(array).save(buf, 'PNG')
     return buf.getvalue()
 
 
 def write_celeba(root, n=36, layout='official', wild_size=(96, 112), align_size=(48, 56),
-                 seed=0, split=(0.6, 0.2)):
+                 seed=0, split=(0.6, 0.2), progress=None, grain=12, wild_quality=100):
     """Write a CelebA-layout folder of n images with all annotation files; returns the bboxes.
 
     Every in-the-wild image has a solid BOX_COLOUR rectangle exactly at its bounding box, whose
-    corners sit on 8-pixel JPEG blocks. layout is 'official', 'torchvision' or 'kaggle'.
+    corners sit on 8-pixel JPEG blocks. layout is 'official', 'torchvision' or 'kaggle';
+    progress wraps the image loop (e.g. tqdm); grain and wild_quality tune the file sizes.
     """
     rng = np.random.default_rng(seed)
     ids = ['{:06d}.jpg'.format(i + 1) for i in range(n)]
@@ -77,17 +78,17 @@ def write_celeba(root, n=36, layout='official', wild_size=(96, 112), align_size=
         os.makedirs(d, exist_ok=True)
 
     bboxes, rows = {}, {k: [] for k in ('bbox', 'attr', 'lm', 'lma', 'id', 'part')}
-    for i, image_id in enumerate(ids):
+    for i, image_id in enumerate(progress(ids) if progress else ids):
         stem = image_id[:-4]
         w, h = wild_size
         bw, bh = 8 * int(rng.integers(2, w // 16 + 1)), 8 * int(rng.integers(2, h // 16 + 1))
         bx, by = 8 * int(rng.integers(0, (w - bw) // 8 + 1)), 8 * int(rng.integers(0, (h - bh) // 8 + 1))
         if 'img_celeba' in dirs:
-            wild = smooth_image(rng, w, h)
+            wild = smooth_image(rng, w, h, grain)
             wild[by:by + bh, bx:bx + bw] = BOX_COLOUR
             with open(os.path.join(dirs['img_celeba'], image_id), 'wb') as f:
-                f.write(encode(wild, 'JPEG', quality=100))
-        aligned = smooth_image(rng, *align_size)
+                f.write(encode(wild, 'JPEG', quality=wild_quality))
+        aligned = smooth_image(rng, *align_size, grain)
         with open(os.path.join(dirs['img_align_celeba'], image_id), 'wb') as f:
             f.write(encode(aligned, 'JPEG'))
         if 'img_align_celeba_png' in dirs:
