@@ -1,0 +1,213 @@
+"""Measure input-pipeline and train_step throughput against a seed-faithful reference, in one process."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+import dataset  # noqa: E402
+import main as trainer  # noqa: E402  (its flags are not used here)
+import synthetic  # noqa: E402
+import utils  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('modes', [], 'train_step modes to time, from fp32, bf16, fp16, jit, jit_bf16, '
+                  'jit_fp16; default: all on a GPU, all but fp16 on a CPU (its fp16 kernels are '
+                  'very slow without XLA)')
+flags.DEFINE_integer('batch', 64, 'batch size of the timed steps and pipelines (default 64)')
+flags.DEFINE_integer('size', 64, 'image side, the seed\'s DisInSize (default 64)')
+flags.DEFINE_integer('steps', 6, 'timed train steps per mode, after the warm-up (default 6)')
+flags.DEFINE_integer('warmup', 2, 'untimed steps per mode: tracing and XLA compilation (default 2)')
+flags.DEFINE_integer('pipeline_batches', 40, 'timed batches per pipeline (default 40)')
+flags.DEFINE_integer('celeba_images', 600, 'CelebA-layout images to generate when no '
+                     '--bench_records is given (default 600)')
+flags.DEFINE_string('bench_records', '', 'converted CelebA records to read (default: generate some)')
+flags.DEFINE_string('bench_mnist', '', 'a Keras-layout mnist.npz (default: generate 8,192 digits)')
+
+MODES = {'fp32': ('none', False), 'bf16': ('bf16', False), 'fp16': ('fp16', False),
+         'jit': ('none', True), 'jit_bf16': ('bf16', True), 'jit_fp16': ('fp16', True)}
+
+
+def forward_flops(net):
+    """Multiply-adds x 2 of one image through a Gen_Net or Dis_Net, from the layer shapes."""
+    total = 0
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            kh, kw, cout, cin = layer.kernel.shape
+            total += 2 * layer.input.shape[1] * layer.input.shape[2] * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2 * layer.output.shape[1] * layer.output.shape[2] * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def step_flops(G, D, batch):
+    """FLOPs of one train_step: forward + backward (2x) of G, of D on real and on fake images,
+    plus the input-gradient pass back through D(fake) that the generator's tape needs."""
+    return batch * (3 * forward_flops(G) + 7 * forward_flops(D))
+
+
+def matmul_peak(dtype, n=2048, reps=10):
+    """Achieved GFLOP/s of a large matmul: the practical peak of this device for dtype."""
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    f = tf.function(lambda x: tf.matmul(x, x))
+    f(a).numpy()
+    start = time.perf_counter()
+    for _ in range(reps):
+        out = f(a)
+    out.numpy()
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def time_batches(batches, count, batch):
+    """images/s of iterating count batches after a few untimed ones."""
+    iterator = iter(batches)
+    for _ in range(3):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    return count * batch / (time.perf_counter() - start)
+
+
+def seed_mnist_pipeline(path, size, batch):
+    """The seed's MNIST input: a sequential map of resize_with_pad, shuffle(300), prefetch(20)."""
+    x = dataset.read_mnist_npz(path)
+    x = (x.reshape(-1, 28, 28, 1).astype('float32') - 127.5) / 127.5
+    ds = tf.data.Dataset.from_tensor_slices(x).repeat()
+    ds = ds.map(lambda image: tf.image.resize_with_pad(image, size, size))
+    return ds.shuffle(300).batch(batch).prefetch(20)
+
+
+def seed_celeba_pipeline(records, size, batch):
+    """The seed's CelebA input: list_files, parse every feature, decode the whole JPEG, crop."""
+    features = {'image/{}/encoded'.format(t): tf.io.FixedLenFeature([], tf.string)
+                for t in dataset.CELEBA_TYPES}
+    features.update({'image/{}/filename'.format(t): tf.io.FixedLenFeature([], tf.string)
+                     for t in dataset.CELEBA_TYPES})
+    features['image/img_celeba/bbox'] = tf.io.FixedLenFeature([4], tf.float32)
+
+    def parse(raw):
+        data = tf.io.parse_single_example(raw, features)
+        image = tf.io.decode_jpeg(data['image/img_celeba/encoded'], channels=3)
+        x, y, w, h = tf.unstack(tf.cast(data['image/img_celeba/bbox'], tf.int32))
+        image = tf.image.resize(tf.image.crop_to_bounding_box(image, y, x, h, w), [size, size])
+        return (image - 127.5) / 127.5
+
+    ds = tf.data.Dataset.list_files(os.path.join(records, 'CelebA_train.tfrecord*')).repeat()
+    ds = ds.flat_map(tf.data.TFRecordDataset).map(parse, num_parallel_calls=-1)
+    return ds.shuffle(300).batch(batch).prefetch(20)
+
+
+def our_pipeline(images, batch, cache=False):
+    """This project's input: parallel interleave and decode, crop-decode, AUTOTUNE prefetch."""
+    if cache:
+        images = images.cache()
+    return dataset.make_batches(images.repeat(), batch, 1000, 0, False)
+
+
+def time_train(mode, batch, size, steps, warmup):
+    """images/s and the model of train_step in one mode, on fixed data."""
+    policy, jit = MODES[mode]
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(trainer.POLICIES[policy])
+    keras.utils.set_random_seed(0)
+    strategy = tf.distribute.get_strategy()
+    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16')
+    images = tf.random.uniform([batch, size, size, 3], -1, 1)
+    spec = tf.TensorSpec([batch if jit else None, size, size, 3], tf.float32)
+    step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0, spec, jit)
+    for i in range(warmup):
+        step(images, tf.constant(i, tf.int64)).numpy()
+    start = time.perf_counter()
+    for i in range(steps):
+        values = step(images, tf.constant(warmup + i, tf.int64))
+    values.numpy()
+    rate = steps * batch / (time.perf_counter() - start)
+    keras.mixed_precision.set_global_policy('float32')
+    return rate, G, D
+
+
+def main(_argv):
+    gpus = tf.config.list_physical_devices('GPU')
+    device = tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU') \
+        if gpus else 'CPU, {} cores'.format(os.cpu_count())
+    modes = FLAGS.modes or [m for m in MODES if gpus or m != 'fp16']
+    work = tempfile.mkdtemp(prefix='dcgan-bench-')
+    mnist = FLAGS.bench_mnist or synthetic.write_mnist(os.path.join(work, 'mnist.npz'), 8192, 16)
+    records = FLAGS.bench_records
+    if not records:
+        root, records = os.path.join(work, 'celeba'), os.path.join(work, 'records')
+        synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
+                               align_size=(178, 218), split=(1.0, 0.0), grain=3, wild_quality=90)
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     'convert_tfrecord.py'),
+                        '--DatasetPath=' + root, '--TFRecordPath=' + records, '--Partition=train',
+                        '--shard_mb=8'], check=True, capture_output=True)
+    print('device: {}; batch {}, {}x{} images'.format(device, FLAGS.batch, FLAGS.size, FLAGS.size))
+
+    B, S, n = FLAGS.batch, FLAGS.size, FLAGS.pipeline_batches
+    faces = dataset.load_celeba(records, 'train', 'img_celeba', True, S)
+    pipeline = {
+        'mnist': time_batches(our_pipeline(dataset.load_mnist(mnist, S), B), n, B),
+        'mnist_cache': time_batches(our_pipeline(dataset.load_mnist(mnist, S), B, True), n, B),
+        'celeba_bbox': time_batches(our_pipeline(faces, B), n, B),
+        'celeba_bbox_cache': time_batches(our_pipeline(faces, B, True), n, B),
+    }
+    reference_pipeline = {
+        'mnist': time_batches(seed_mnist_pipeline(mnist, S, B), n, B),
+        'celeba_bbox': time_batches(seed_celeba_pipeline(records, S, B), n, B),
+    }
+    print('\n{:<20s} {:>14s} {:>14s} {:>7s}'.format('input pipeline', 'seed img/s', 'ours img/s',
+                                                    'ratio'))
+    for name, rate in pipeline.items():
+        ref = reference_pipeline[name.replace('_cache', '')]
+        print('{:<20s} {:14.0f} {:14.0f} {:6.1f}x'.format(name, ref, rate, rate / ref))
+
+    reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup)
+    flop = step_flops(G, D, B)
+    train = {}
+    for mode in modes:
+        train[mode] = reference if mode == 'fp32' else \
+            time_train(mode, B, S, FLAGS.steps, FLAGS.warmup)[0]
+    peak = {'fp32': matmul_peak(tf.float32), 'bf16': matmul_peak(tf.bfloat16),
+            'fp16': matmul_peak(tf.float16) if gpus else None}
+    print('\n{:<10s} {:>10s} {:>9s} {:>9s} {:>12s}'.format('train mode', 'images/s', 'vs fp32',
+                                                          'GFLOP/s', 'of peak'))
+    for mode, rate in train.items():
+        gflops = rate / B * flop / 1e9
+        dtype = 'bf16' if 'bf16' in mode else 'fp16' if 'fp16' in mode else 'fp32'
+        share = '{:.0%} {}'.format(gflops / peak[dtype], dtype) if peak[dtype] else '-'
+        print('{:<10s} {:10.1f} {:8.2f}x {:9.0f} {:>12s}'.format(mode, rate, rate / reference,
+                                                                gflops, share))
+    best = max(train, key=train.get)
+    print('\nmodel: {:.1f} GFLOP per step at batch {} ({:.2f} per image: forward+backward); '
+          'matmul peak measured here: {}'.format(
+              flop / 1e9, B, flop / B / 1e9,
+              ', '.join('{} {:.0f} GFLOP/s'.format(k, v) for k, v in peak.items() if v)))
+    print(json.dumps({
+        'device': device, 'batch': B, 'size': S,
+        'train_img_s': {k: round(v, 2) for k, v in train.items()},
+        'reference_train_img_s': round(reference, 2),
+        'pipeline_img_s': {k: round(v, 1) for k, v in pipeline.items()},
+        'reference_pipeline_img_s': {k: round(v, 1) for k, v in reference_pipeline.items()},
+        'gflop_per_step': round(flop / 1e9, 2),
+        'best_mode': best,
+        'best_gflop_s': round(train[best] / B * flop / 1e9, 1),
+        'matmul_peak_gflop_s': {k: round(v, 1) for k, v in peak.items() if v},
+    }))
+
+
+if __name__ == '__main__':
+    app.run(main)
