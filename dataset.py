@@ -58,7 +58,7 @@ def load_mnist(path, size):
     # resize a thousand digits per op (vectorised), then hand them out one by one
     ds = tf.data.Dataset.from_tensor_slices(train_images).batch(1000)
     ds = ds.map(lambda x: tf.image.resize_with_pad(x, size, size), num_parallel_calls=AUTOTUNE)
-    return ds.unbatch()
+    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(train_images)))
 
 
 # ----------------------------------------------------------------------------- CelebA

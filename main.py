@@ -275,8 +275,8 @@ def train():
     full_epoch = (n_images // FLAGS.BATCH_SIZE if FLAGS.jit
                   else math.ceil(n_images / FLAGS.BATCH_SIZE))
     if full_epoch == 0:
-        raise UsageError('{} images make no full batch of --BATCH_SIZE={} (needed with --jit): use '
-                         'a smaller batch.'.format(n_images, FLAGS.BATCH_SIZE))
+        raise UsageError('{} images make no full batch of --BATCH_SIZE={} (--jit drops partial '
+                         'batches): use a smaller batch.'.format(n_images, FLAGS.BATCH_SIZE))
     steps_per_epoch = min(FLAGS.steps_per_epoch, full_epoch) if FLAGS.steps_per_epoch else full_epoch
     if FLAGS.cache:
         images = images.cache()

@@ -15,6 +15,7 @@ def test_load_mnist_shape_and_range(mnist_npz):
     ds = dataset.load_mnist(mnist_npz, 64)
     images = np.stack(list(ds.as_numpy_iterator()))
     assert images.shape == (64, 64, 64, 1) and images.dtype == np.float32
+    assert int(ds.cardinality()) == 64  # main.py counts batches per epoch from it
     assert images.min() == -1.0 and images.max() <= 1.0
     # resize_with_pad keeps the 28x28 content centred: the padding border stays at -1
     assert np.all(images[:, :2] == -1.0)
