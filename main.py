@@ -343,6 +343,9 @@ def train():
                  SaveName, n_images, steps_per_epoch, FLAGS.BATCH_SIZE, replicas,
                  POLICIES[FLAGS.mixed_precision], ', XLA' if FLAGS.jit else '')
 
+    if start_epoch >= FLAGS.epochs:
+        logging.warning('%s has already trained %d epochs: raise --epochs to train on.',
+                        SaveName, start_epoch)
     with StopRequest() as stop:
         for epoch in range(start_epoch, FLAGS.epochs):
             start = time.time()
@@ -434,8 +437,9 @@ def train():
 
     if chief:
         Generator.save(export_path)
-        logging.info('Saved %s; train_step was traced %d time(s)', export_path,
-                     train_step.experimental_get_tracing_count())
+        logging.info('Saved %s', export_path)
+    if start_epoch < FLAGS.epochs:
+        logging.info('train_step was traced %d time(s)', train_step.experimental_get_tracing_count())
     if not chief:
         shutil.rmtree(manager.directory, ignore_errors=True)
 

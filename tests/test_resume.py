@@ -127,6 +127,14 @@ def one_epoch(mnist_npz, tmp_path):
     return str(tmp_path)
 
 
+def test_rerun_of_a_finished_run_adds_nothing(one_epoch, mnist_npz):
+    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--epochs=1', '--steps_per_epoch=2'], one_epoch)
+    assert result.returncode == 0, result.stderr
+    assert 'MNIST-False has already trained 1 epochs: raise --epochs' in result.stderr
+    assert csv_text(one_epoch).count('\n') == 2
+
+
 def test_incompatible_resume_is_refused(one_epoch, mnist_npz):
     result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
                                             '--epochs=2', '--DisInSize=64'], one_epoch)
