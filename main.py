@@ -167,6 +167,21 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
     return distributed_train_step
 
 
+def batches_or_fail(batches, source):
+    """Iterate over batches, turning a record that cannot be read or decoded into a UsageError."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            raise UsageError('cannot read a training image from {} ({}): run python '
+                             'convert_tfrecord.py --verify --TFRecordPath={} and reconvert what it '
+                             'reports.'.format(source, e.message.splitlines()[0][:200], source))
+        yield batch
+
+
 def rng_variables(models):
     """The Dropout layers' seed-generator states, which checkpoints do not track by themselves."""
     return [v for net in models for v in net.non_trainable_variables if 'seed_generator' in v.path]
@@ -360,41 +375,41 @@ def train():
             if epoch == start_epoch:
                 train_step = make_train_step(models, [G_opt, D_opt], strategy, FLAGS.noise_dim,
                                              FLAGS.BATCH_SIZE, seed, batches.element_spec, FLAGS.jit)
-            bar = tqdm(total=steps_per_epoch, initial=done, unit='step', disable=not chief,
-                       desc='epoch {}/{}'.format(epoch + 1, FLAGS.epochs), dynamic_ncols=True)
-            window = time.time()
-            epoch_lr = float(G_opt.learning_rate)  # boundaries fall between epochs
-            for image_batch in batches:
-                step = int(G_opt.iterations.numpy())
-                values = train_step(image_batch, tf.constant(step, tf.int64)).numpy()
-                if not np.all(np.isfinite(values)):
-                    bar.close()
-                    raise UsageError('non-finite loss at global step {} (epoch {}, Gen_loss {}, '
-                                     'Dis_loss {}); the last good checkpoint in {} is kept: lower '
-                                     '--lr or use --mixed_precision=none, then rerun to resume '
-                                     'from it.'.format(step, epoch + 1, values[2], values[3],
-                                                       ckpt_dir))
-                sums.assign_add(values.astype(np.float64))
-                step_in_epoch.assign_add(1)
-                bar.update(1)
-                means = sums.numpy() / float(step_in_epoch)
-                rate = bar.format_dict['rate']
-                bar.set_postfix(img_s='{:.0f}'.format(rate * FLAGS.BATCH_SIZE) if rate else '?',
-                                Real_P='{:.3f}'.format(means[0]), Fake_P='{:.3f}'.format(means[1]),
-                                Gen_loss='{:.3f}'.format(means[2]),
-                                Dis_loss='{:.3f}'.format(means[3]), refresh=False)
-                if writer and (step + 1) % FLAGS.log_every == 0:
-                    now = time.time()
-                    with writer.as_default(step=step + 1):
-                        for name, value in zip(utils.CSV_COLUMNS[1:], means):
-                            tf.summary.scalar(name, value)
-                        tf.summary.scalar('learning_rate', epoch_lr)
-                        tf.summary.scalar('images_per_second',
-                                          FLAGS.log_every * FLAGS.BATCH_SIZE / (now - window))
-                    window = now
-                if stop.signal is not None:
-                    break
-            bar.close()
+            progress = dict(total=steps_per_epoch, initial=done, unit='step', disable=not chief,
+                            desc='epoch {}/{}'.format(epoch + 1, FLAGS.epochs), dynamic_ncols=True)
+            source = FLAGS.mnist_path or FLAGS.TFRecordPath
+            with tqdm(**progress) as bar:
+                window = time.time()
+                epoch_lr = float(G_opt.learning_rate)  # boundaries fall between epochs
+                for image_batch in batches_or_fail(batches, source):
+                    step = int(G_opt.iterations.numpy())
+                    values = train_step(image_batch, tf.constant(step, tf.int64)).numpy()
+                    if not np.all(np.isfinite(values)):
+                        raise UsageError(
+                            'non-finite loss at global step {} (epoch {}, Gen_loss {}, Dis_loss '
+                            '{}); the last good checkpoint in {} is kept: lower --lr or use '
+                            '--mixed_precision=none, then rerun to resume from it.'.format(
+                                step, epoch + 1, values[2], values[3], ckpt_dir))
+                    sums.assign_add(values.astype(np.float64))
+                    step_in_epoch.assign_add(1)
+                    bar.update(1)
+                    means = sums.numpy() / float(step_in_epoch)
+                    rate = bar.format_dict['rate']
+                    bar.set_postfix(
+                        img_s='{:.0f}'.format(rate * FLAGS.BATCH_SIZE) if rate else '?',
+                        refresh=False, **{name: '{:.3f}'.format(value)
+                                          for name, value in zip(utils.CSV_COLUMNS[1:], means)})
+                    if writer and (step + 1) % FLAGS.log_every == 0:
+                        now = time.time()
+                        with writer.as_default(step=step + 1):
+                            for name, value in zip(utils.CSV_COLUMNS[1:], means):
+                                tf.summary.scalar(name, value)
+                            tf.summary.scalar('learning_rate', epoch_lr)
+                            tf.summary.scalar('images_per_second',
+                                              FLAGS.log_every * FLAGS.BATCH_SIZE / (now - window))
+                        window = now
+                    if stop.signal is not None:
+                        break
             if stop.signal is not None and int(step_in_epoch) < steps_per_epoch:
                 path = manager.save(checkpoint_number=int(G_opt.iterations.numpy()))
                 print('Stopped by {} at epoch {}, step {} of {}; saved {}. Run the same command '

@@ -1,5 +1,6 @@
 """Losses, sample grids, the CSV loss log and plots, shared by the entry points."""
 import os
+import sys
 import tempfile
 
 import keras
@@ -17,7 +18,6 @@ class UsageError(Exception):
 
 def fail(message):
     """Print a user error in one line and exit with status 1 (for entry points)."""
-    import sys
     print('ERROR: {}'.format(message), file=sys.stderr)
     sys.exit(1)
 

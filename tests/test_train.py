@@ -153,6 +153,20 @@ def test_image_type_not_in_records(celeba_root, tmp_path):
     assert 'do not hold img_celeba (they hold: img_align_celeba)' in line
 
 
+def test_damaged_record_stops_with_verify_hint(records, tmp_path):
+    import shutil
+    out = str(tmp_path / 'rec')
+    shutil.copytree(records, out)
+    shard = sorted(glob.glob(os.path.join(out, 'CelebA_val.tfrecord-*')))[2]
+    data = bytearray(open(shard, 'rb').read())
+    data[len(data) // 2] ^= 0xFF
+    open(shard, 'wb').write(bytes(data))
+    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=' + out,
+                              '--Partition=val', '--steps_per_epoch=0'])
+    assert 'cannot read a training image from ' + out in line
+    assert 'convert_tfrecord.py --verify' in line
+
+
 def test_missing_and_malformed_mnist(tmp_path):
     line = bad_run(tmp_path, ['--ImageType=MNIST', '--mnist_path=missing.npz'])
     assert '--mnist_path missing.npz does not exist' in line
