@@ -17,7 +17,8 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from dataset import CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS  # noqa: E402
+from dataset import (CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS,  # noqa: E402
+                     read_manifest)
 from utils import UsageError, check_writable, fail  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -345,11 +346,7 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
     check_writable(out_dir)
     for leftover in glob.glob(os.path.join(out_dir, '.CelebA_*.tmp')):
         os.remove(leftover)  # a shard an interrupted run did not finish
-    manifest_path = os.path.join(out_dir, MANIFEST)
-    manifest = {'partitions': {}}
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
+    manifest = read_manifest(out_dir) or {'partitions': {}}
     settings = {'source': os.path.abspath(dataset_path), 'layout': layout.name,
                 'image_types': image_types, 'shard_mb': shard_mb,
                 'annotations': sorted(annotations)}
@@ -429,7 +426,10 @@ def run_tasks(tasks, workers):
 
 def verify(out_dir, progress=True):
     """Re-read every shard, decode every image and compare counts with the manifest; returns problems."""
-    manifest = read_manifest_or_fail(out_dir)
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        raise UsageError('{} has no {}: convert into it first with python convert_tfrecord.py '
+                         '--DatasetPath=... --TFRecordPath={}'.format(out_dir, MANIFEST, out_dir))
     problems = []
     for part, entry in sorted(manifest['partitions'].items()):
         types = entry['settings']['image_types']
@@ -479,19 +479,6 @@ def verify_shard(path, image_types):
         except tf.errors.OpError as e:
             return count, 'record {} is damaged: {}'.format(count, e.message.splitlines()[0])
         count += 1
-
-
-def read_manifest_or_fail(out_dir):
-    """Load manifest.json of a record folder, or raise a UsageError saying how to make one."""
-    path = os.path.join(out_dir, MANIFEST)
-    if not os.path.isfile(path):
-        raise UsageError('{} has no {}: convert into it first with python convert_tfrecord.py '
-                         '--DatasetPath=... --TFRecordPath={}'.format(out_dir, MANIFEST, out_dir))
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as e:
-        raise UsageError('{} is not valid JSON ({}): reconvert with --overwrite.'.format(path, e))
 
 
 def main(_argv):

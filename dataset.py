@@ -87,8 +87,12 @@ def read_manifest(tfrecord_dir):
     path = os.path.join(tfrecord_dir, MANIFEST)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        raise UsageError('{} is not valid JSON ({}): reconvert with python convert_tfrecord.py '
+                         '--overwrite.'.format(path, e))
 
 
 def first_example(files):
