@@ -455,7 +455,9 @@ def train():
 
     if chief:
         Generator.save(export_path)
-        logging.info('Saved %s', export_path)
+        logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: python '
+                     'plot_logs.py %s --gif; sample with: python generate.py --model=%s',
+                     csv_path, plot_dir, export_path, csv_path, export_path)
     if start_epoch < FLAGS.epochs:
         logging.info('train_step was traced %d time(s)', train_step.experimental_get_tracing_count())
     if not chief:
