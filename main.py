@@ -215,6 +215,30 @@ def move_aside(paths):
     return moved
 
 
+def read_saved_flags(flags_path, current):
+    """The flags a previous run saved (None if none), refusing ones that shape other networks."""
+    if not os.path.isfile(flags_path):
+        return None
+    with open(flags_path) as f:
+        saved = json.load(f)
+    wrong = [k for k in SHAPE_FLAGS if saved.get(k) != current.get(k)]
+    if wrong:
+        raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
+                         'with those values, or add --noresume to start a new run (the old one is '
+                         'moved aside).'.format(os.path.dirname(flags_path), ', '.join(
+                             '--{}={}'.format(k, saved[k]) for k in wrong)))
+    return saved
+
+
+def log_scalars(writer, step, means, lr, images_per_second):
+    """TensorBoard points: the four CSV metrics so far this epoch, learning rate and speed."""
+    with writer.as_default(step=step):
+        for name, value in zip(utils.CSV_COLUMNS[1:], means):
+            tf.summary.scalar(name, value)
+        tf.summary.scalar('learning_rate', lr)
+        tf.summary.scalar('images_per_second', images_per_second)
+
+
 def flag_differences(saved, current):
     """Lines 'name: saved -> current' for flags whose values changed."""
     return ['{}: {} -> {}'.format(k, saved[k], current.get(k)) for k in sorted(saved)
@@ -270,16 +294,7 @@ def train():
     model_dir = os.path.join(FLAGS.MODEL_PATH, SaveName)
     flags_path = os.path.join(model_dir, 'flags.json')
     current = {f.name: f.value for f in FLAGS.get_flags_for_module(sys.argv[0])}
-    saved = None
-    if FLAGS.resume and os.path.isfile(flags_path):
-        with open(flags_path) as f:
-            saved = json.load(f)
-        wrong = [k for k in SHAPE_FLAGS if saved.get(k) != current.get(k)]
-        if wrong:
-            raise UsageError('the checkpoint in {} was made with {}, which shape the networks: '
-                             'rerun with those values, or add --noresume to start a new run (the '
-                             'old one is moved aside).'.format(
-                                 model_dir, ', '.join('--{}={}'.format(k, saved[k]) for k in wrong)))
+    saved = read_saved_flags(flags_path, current) if FLAGS.resume else None
     seed = FLAGS.seed
     if seed is None:
         seed = saved['seed'] if saved else int(np.random.default_rng().integers(0, 2 ** 31 - 1))
@@ -404,12 +419,8 @@ def train():
                                           for name, value in zip(utils.CSV_COLUMNS[1:], means)})
                     if writer and (step + 1) % FLAGS.log_every == 0:
                         now = time.time()
-                        with writer.as_default(step=step + 1):
-                            for name, value in zip(utils.CSV_COLUMNS[1:], means):
-                                tf.summary.scalar(name, value)
-                            tf.summary.scalar('learning_rate', epoch_lr)
-                            tf.summary.scalar('images_per_second',
-                                              FLAGS.log_every * FLAGS.BATCH_SIZE / (now - window))
+                        log_scalars(writer, step + 1, means, epoch_lr,
+                                    FLAGS.log_every * FLAGS.BATCH_SIZE / (now - window))
                         window = now
                     if stop.signal is not None:
                         break
