@@ -369,7 +369,8 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
             if name not in names or name not in done:
                 os.remove(path)  # from another plan, or written before its manifest entry
         parts[part] = {'settings': settings, 'images': len(part_ids),
-                       'planned_shards': len(shards), 'shards': {n: s for n, s in done.items() if n in names}}
+                       'planned_shards': len(shards),
+                       'shards': {n: s for n, s in done.items() if n in names}}
         tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types)
                   for name, items in shards if name not in parts[part]['shards']]
         manifest['partitions'][part] = summarise(parts[part])
@@ -379,21 +380,19 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
     total_images = sum(len(t[1]) for t in tasks)
     if finished:
         logging.info('resuming: %d shards already done, %d to write', finished, len(tasks))
-    bar = tqdm(total=total_images, unit='img', desc='converting', disable=not progress,
-               smoothing=0.1)
     try:
-        for path, n_items, records, skipped in run_tasks(tasks, workers):
-            name = os.path.basename(path)
-            part = name.split('_', 1)[1].split('.', 1)[0]
-            parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
-            manifest['partitions'][part] = summarise(parts[part])
-            write_manifest(out_dir, manifest)
-            bar.update(n_items)
+        with tqdm(total=total_images, unit='img', desc='converting', disable=not progress,
+                  smoothing=0.1) as bar:
+            for path, n_items, records, skipped in run_tasks(tasks, workers):
+                name = os.path.basename(path)
+                part = name.split('_', 1)[1].split('.', 1)[0]
+                parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
+                manifest['partitions'][part] = summarise(parts[part])
+                write_manifest(out_dir, manifest)
+                bar.update(n_items)
     except KeyboardInterrupt:
-        bar.close()
         raise UsageError('interrupted: finished shards are kept in {}; run the same command '
                          'again to continue.'.format(out_dir))
-    bar.close()
     return manifest
 
 
