@@ -33,6 +33,26 @@ def read_seed_style(path, header_rows):
     return rows
 
 
+def seed_style_example(item, images):
+    """The seed's build_example: a dict of separately built Feature messages."""
+    def byte(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def floats(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    features = {}
+    for image_type, (name, data) in images.items():
+        features['image/{}/filename'.format(image_type)] = byte(name.encode())
+        features['image/{}/encoded'.format(image_type)] = byte(data)
+    features['image/ID'] = tf.train.Feature(int64_list=tf.train.Int64List(value=item['identity']))
+    features['image/Attr'] = floats([0.0 if a < 0 else 1.0 for a in item['attr']])
+    features['image/Landmarks'] = floats(item['landmarks'])
+    features['image/LandmarksAlign'] = floats(item['landmarks_align'])
+    features['image/img_celeba/bbox'] = floats(item['bbox'])
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
 def seed_style_convert(root, out_dir, partition='train'):
     """The seed's converter, restated: one process and one file, every image type of every image."""
     anno = os.path.join(root, 'Anno')
@@ -58,7 +78,7 @@ def seed_style_convert(root, out_dir, partition='train'):
                     'landmarks': [float(v) for v in landmarks[key]],
                     'landmarks_align': [float(v) for v in landmarks_align[key]],
                     'bbox': [float(v) for v in bbox[key]]}
-            writer.write(convert_tfrecord.make_example(item, images).SerializeToString())
+            writer.write(seed_style_example(item, images).SerializeToString())
             count += 1
     return count
 

@@ -145,13 +145,14 @@ def test_resume_after_interruption_between_shards(celeba_root, tmp_path, monkeyp
     real = convert_tfrecord.write_shard_task
     calls = []
 
-    def interrupted(task):
+    def interrupted(index):
+        path = convert_tfrecord.TASKS[index][0]
         if len(calls) == 4:  # a fifth shard is being written when Ctrl-C arrives
-            with open(os.path.join(out, '.' + os.path.basename(task[0]) + '.tmp'), 'wb') as f:
+            with open(os.path.join(out, '.' + os.path.basename(path) + '.tmp'), 'wb') as f:
                 f.write(b'half a shard')
             raise KeyboardInterrupt
-        calls.append(task[0])
-        return real(task)
+        calls.append(path)
+        return real(index)
 
     monkeypatch.setattr(convert_tfrecord, 'write_shard_task', interrupted)
     with pytest.raises(UsageError, match='interrupted: finished shards are kept'):
