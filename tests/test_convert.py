@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -254,6 +255,37 @@ def test_malformed_annotation_row_names_file_and_line(tmp_path):
     line = error_line(result)
     assert 'list_landmarks_align_celeba.txt line 6 is malformed' in line
     assert 'fix or re-download the file' in line
+
+
+@pytest.mark.parametrize('row,message', [
+    ('000002.jpg 72 94 221', 'line 4 is malformed (3 values'),
+    ('000002.jpg 72 94 221 306 5', 'line 4 is malformed (5 values'),
+    ('000002.jpg', 'line 4 is malformed (0 values'),
+    ('000002.jpg 72 94 221 1.5', "line 4 is malformed (invalid literal for int() with base 10: '1.5'"),
+    ('000002.jpg 72 94 221 99999999999999999999', 'could not be read'),  # past int64
+])
+def test_annotation_rows_parsed_or_named(tmp_path, row, message):
+    path = str(tmp_path / 'list_bbox_celeba.txt')
+    good = '2\nx_1 y_1 width height\n000001.jpg    95  71 226 313\n'
+    with open(path, 'w') as f:
+        f.write(good + '000002.jpg 72 94 221 306\r\n\n')  # CRLF and a blank line are fine
+    assert convert_tfrecord.read_annotation(path, 'bbox') == {
+        '000001.jpg': [95, 71, 226, 313], '000002.jpg': [72, 94, 221, 306]}
+    with open(path, 'w') as f:
+        f.write(good + row + '\n')
+    with pytest.raises(UsageError, match=re.escape(message)):
+        convert_tfrecord.read_annotation(path, 'bbox')
+
+
+def test_png_check_finds_truncation_and_bad_header(tmp_path):
+    data = synthetic.encode(np.zeros((12, 10, 3), np.uint8), 'png')
+    assert convert_tfrecord.check_image(data, 'img_align_celeba_png') == (10, 12)
+    with pytest.raises(ValueError, match='truncated'):
+        convert_tfrecord.check_image(data[:-20], 'img_align_celeba_png')
+    header = bytearray(data)
+    header[18] ^= 1  # IHDR's width
+    with pytest.raises(ValueError, match='bad CRC in chunk'):
+        convert_tfrecord.check_image(bytes(header), 'img_align_celeba_png')
 
 
 def test_incomplete_annotation_file(tmp_path):
