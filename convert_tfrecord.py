@@ -200,9 +200,9 @@ def png_size(data):
 def check_image(data, image_type):
     """Return (width, height) of an encoded image, or raise ValueError if it is corrupt or truncated.
 
-    Structural checks that cost microseconds, so that conversion stays I/O-bound (PIL's header
-    parser took 20-30 us an image): JPEG markers up to the frame header and the closing
-    end-of-image marker; PNG chunks whole up to IEND, with CRCs but IDAT's. --verify decodes them all.
+    Structural checks that cost microseconds (PIL's header parser took 20-30 us an image): JPEG
+    markers up to the frame header and the closing end-of-image marker; PNG chunks complete up
+    to IEND, and the CRC of every chunk but IDAT. --verify decodes every image.
     """
     return png_size(data) if image_type == 'img_align_celeba_png' else jpeg_size(data)
 
