@@ -397,28 +397,30 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
             overwrite=False, progress=True):
     """Convert CelebA to shards in out_dir, resuming finished shards; returns the manifest."""
     global TASKS
-    with gc_paused():
-        manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
-                                            shard_mb, overwrite)
-        # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
-        # tasks pickled through a 64 KB pipe kept them waiting for this process
-        with worker_pool(min(workers, len(TASKS))) as pool:
-            indices = range(len(TASKS))
-            results = pool.imap_unordered(write_shard_task, indices) if pool else \
-                map(write_shard_task, indices)
-            try:
-                with tqdm(total=sum(len(task[1]) for task in TASKS), unit='img',
-                          desc='converting', disable=not progress, smoothing=0.1) as bar:
-                    for path, n_items, records, skipped in results:
-                        name = os.path.basename(path)
-                        part = name.split('_', 1)[1].split('.', 1)[0]
-                        parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
-                        manifest['partitions'][part] = summarise(parts[part])
-                        write_manifest(out_dir, manifest)
-                        bar.update(n_items)
-            except KeyboardInterrupt:
-                raise UsageError('interrupted: finished shards are kept in {}; run the same '
-                                 'command again to continue.'.format(out_dir))
+    try:
+        with gc_paused():
+            manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
+                                                shard_mb, overwrite)
+            # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
+            # tasks pickled through a 64 KB pipe kept them waiting for this process
+            with worker_pool(min(workers, len(TASKS))) as pool, \
+                    tqdm(total=sum(len(task[1]) for task in TASKS), unit='img', desc='converting',
+                         disable=not progress, smoothing=0.1) as bar:
+                indices = range(len(TASKS))
+                results = pool.imap_unordered(write_shard_task, indices) if pool else \
+                    map(write_shard_task, indices)
+                for path, n_items, records, skipped in results:
+                    name = os.path.basename(path)
+                    part = name.split('_', 1)[1].split('.', 1)[0]
+                    parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
+                    manifest['partitions'][part] = summarise(parts[part])
+                    write_manifest(out_dir, manifest)
+                    bar.update(n_items)
+    except KeyboardInterrupt:
+        raise UsageError('interrupted: finished shards are kept in {}; run the same command '
+                         'again to continue.'.format(out_dir))
+    finally:
+        TASKS = []
     return manifest
 
 
