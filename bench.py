@@ -8,7 +8,6 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -16,7 +15,6 @@ from absl import flags  # noqa: E402
 import dataset  # noqa: E402
 import main as trainer  # noqa: E402  (its flags are not used here)
 import synthetic  # noqa: E402
-import utils  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('modes', [], 'train_step modes to time, from fp32, bf16, fp16, jit, jit_bf16, '

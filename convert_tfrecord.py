@@ -1,6 +1,5 @@
 """Convert a CelebA download to sharded TFRecords with the seed's feature keys, or verify them."""
 import contextlib
-import csv
 import gc
 import glob
 import json

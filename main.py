@@ -245,6 +245,39 @@ def flag_differences(saved, current):
             if k in current and saved[k] != current[k]]
 
 
+def epoch_batches(images, strategy, seed, epoch, done, steps_per_epoch):
+    """One epoch's batches in its seeded order, from batch done on, distributed over the replicas."""
+    batches = dataset.make_batches(images, FLAGS.BATCH_SIZE, FLAGS.shuffle_buffer,
+                                   seed * 1000 + epoch, FLAGS.jit, skip_batches=done)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    batches = batches.take(steps_per_epoch - done).with_options(options)
+    return strategy.experimental_distribute_dataset(batches)
+
+
+def check_finite(values, step, epoch, ckpt_dir):
+    """Stop the run at a non-finite loss, keeping the last good checkpoint."""
+    if not np.all(np.isfinite(values)):
+        raise UsageError('non-finite loss at global step {} (epoch {}, Gen_loss {}, Dis_loss {}); '
+                         'the last good checkpoint in {} is kept: lower --lr or use '
+                         '--mixed_precision=none, then rerun to resume from it.'.format(
+                             step, epoch + 1, values[2], values[3], ckpt_dir))
+
+
+def show_progress(bar, means):
+    """The progress bar's postfix: images/s and the four metrics so far this epoch."""
+    rate = bar.format_dict['rate']
+    bar.set_postfix(img_s='{:.0f}'.format(rate * FLAGS.BATCH_SIZE) if rate else '?', refresh=False,
+                    **{name: '{:.3f}'.format(value)
+                       for name, value in zip(utils.CSV_COLUMNS[1:], means)})
+
+
+def exit_stopped(signum, message):
+    """Say where a SIGINT/SIGTERM stopped the run, then exit with status 128 + its number."""
+    print('Stopped by {} {}'.format(signal.Signals(signum).name, message), flush=True)
+    sys.exit(128 + signum)
+
+
 class StopRequest:
     """Turns the first SIGINT/SIGTERM into a request to save and stop after the current step."""
 
@@ -383,40 +416,24 @@ def train():
         for epoch in range(start_epoch, FLAGS.epochs):
             start = time.time()
             done = int(step_in_epoch)
-            batches = dataset.make_batches(images, FLAGS.BATCH_SIZE, FLAGS.shuffle_buffer,
-                                           seed * 1000 + epoch, FLAGS.jit, skip_batches=done)
-            batches = batches.take(steps_per_epoch - done)
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = \
-                tf.data.experimental.AutoShardPolicy.DATA
-            batches = strategy.experimental_distribute_dataset(batches.with_options(options))
+            batches = epoch_batches(images, strategy, seed, epoch, done, steps_per_epoch)
             if epoch == start_epoch:
                 train_step = make_train_step(models, [G_opt, D_opt], strategy, FLAGS.noise_dim,
                                              FLAGS.BATCH_SIZE, seed, batches.element_spec, FLAGS.jit)
             progress = dict(total=steps_per_epoch, initial=done, unit='step', disable=not chief,
                             desc='epoch {}/{}'.format(epoch + 1, FLAGS.epochs), dynamic_ncols=True)
-            source = FLAGS.mnist_path or FLAGS.TFRecordPath
             with tqdm(**progress) as bar:
                 window = time.time()
                 epoch_lr = float(G_opt.learning_rate)  # boundaries fall between epochs
-                for image_batch in batches_or_fail(batches, source):
+                for image_batch in batches_or_fail(batches, FLAGS.mnist_path or FLAGS.TFRecordPath):
                     step = int(G_opt.iterations.numpy())
                     values = train_step(image_batch, tf.constant(step, tf.int64)).numpy()
-                    if not np.all(np.isfinite(values)):
-                        raise UsageError(
-                            'non-finite loss at global step {} (epoch {}, Gen_loss {}, Dis_loss '
-                            '{}); the last good checkpoint in {} is kept: lower --lr or use '
-                            '--mixed_precision=none, then rerun to resume from it.'.format(
-                                step, epoch + 1, values[2], values[3], ckpt_dir))
+                    check_finite(values, step, epoch, ckpt_dir)
                     sums.assign_add(values.astype(np.float64))
                     step_in_epoch.assign_add(1)
                     bar.update(1)
                     means = sums.numpy() / float(step_in_epoch)
-                    rate = bar.format_dict['rate']
-                    bar.set_postfix(
-                        img_s='{:.0f}'.format(rate * FLAGS.BATCH_SIZE) if rate else '?',
-                        refresh=False, **{name: '{:.3f}'.format(value)
-                                          for name, value in zip(utils.CSV_COLUMNS[1:], means)})
+                    show_progress(bar, means)
                     if writer and (step + 1) % FLAGS.log_every == 0:
                         now = time.time()
                         log_scalars(writer, step + 1, means, epoch_lr,
@@ -426,11 +443,9 @@ def train():
                         break
             if stop.signal is not None and int(step_in_epoch) < steps_per_epoch:
                 path = manager.save(checkpoint_number=int(G_opt.iterations.numpy()))
-                print('Stopped by {} at epoch {}, step {} of {}; saved {}. Run the same command '
-                      'again to continue from there.'.format(
-                          signal.Signals(stop.signal).name, epoch + 1, int(step_in_epoch),
-                          steps_per_epoch, path), flush=True)
-                sys.exit(128 + stop.signal)
+                exit_stopped(stop.signal, 'at epoch {}, step {} of {}; saved {}. Run the same '
+                             'command again to continue from there.'.format(
+                                 epoch + 1, int(step_in_epoch), steps_per_epoch, path))
 
             # Record Loss
             means = sums.numpy() / max(1, int(step_in_epoch))
@@ -460,9 +475,8 @@ def train():
                                 '%.4f): training has probably collapsed; look at %s', epoch + 1,
                                 means[0], means[1], grid_path if chief else plot_dir)
             if stop.signal is not None:
-                print('Stopped by {} after epoch {}; checkpoint saved. Run the same command again '
-                      'to continue.'.format(signal.Signals(stop.signal).name, epoch + 1), flush=True)
-                sys.exit(128 + stop.signal)
+                exit_stopped(stop.signal, 'after epoch {}; checkpoint saved. Run the same command '
+                             'again to continue.'.format(epoch + 1))
 
     if chief:
         Generator.save(export_path)

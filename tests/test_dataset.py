@@ -1,10 +1,8 @@
 """MNIST and CelebA input pipelines: shapes, ranges, bbox crops, partitions, bad input."""
-import io
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import dataset
 import synthetic
