@@ -166,22 +166,22 @@ def main(_argv):
     # cached: time the second epoch on, once the first has filled the cache
     epoch = {name: -(-int(ds.reduce(0, lambda k, _: k + 1)) // B) + 3
              for name, ds in (('mnist', digits), ('faces', faces))}
-    runs = {
+    ours = {
         'mnist': lambda: time_batches(our_pipeline(digits, B), n, B),
         'mnist_cache': lambda: time_batches(our_pipeline(digits, B, True), n, B, epoch['mnist']),
         'celeba_bbox': lambda: time_batches(our_pipeline(faces, B), n, B),
         'celeba_bbox_cache': lambda: time_batches(our_pipeline(faces, B, True), n, B,
                                                   epoch['faces']),
-        'seed_mnist': lambda: time_batches(seed_mnist_pipeline(mnist, S, B), n, B),
-        'seed_celeba_bbox': lambda: time_batches(seed_celeba_pipeline(records, S, B), n, B),
     }
-    rates = {name: 0.0 for name in runs}
+    seeds = {
+        'mnist': lambda: time_batches(seed_mnist_pipeline(mnist, S, B), n, B),
+        'celeba_bbox': lambda: time_batches(seed_celeba_pipeline(records, S, B), n, B),
+    }
+    pipeline, reference_pipeline = dict.fromkeys(ours, 0.0), dict.fromkeys(seeds, 0.0)
     for _ in range(FLAGS.repeats):  # interleaved, best of each: background work only slows a run
-        for name, run in runs.items():
-            rates[name] = max(rates[name], run())
-    reference_pipeline = {name[5:]: rates.pop(name) for name in list(rates)
-                          if name.startswith('seed_')}
-    pipeline = rates
+        for rates, runs in ((pipeline, ours), (reference_pipeline, seeds)):
+            for name, run in runs.items():
+                rates[name] = max(rates[name], run())
     print('\n{:<20s} {:>14s} {:>14s} {:>7s}'.format('input pipeline', 'seed img/s', 'ours img/s',
                                                     'ratio'))
     for name, rate in pipeline.items():

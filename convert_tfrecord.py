@@ -96,7 +96,7 @@ def detect_layout(root):
 def read_annotation(path, key):
     """Read one annotation file (txt or Kaggle csv) into {image_id: [numbers]}."""
     width = ANNOTATIONS[key][1]
-    with open(path, newline='') as f:
+    with open(path) as f:
         lines = f.read().splitlines()
     separator = ',' if path.endswith('.csv') else None
     declared, start = None, 1
@@ -425,7 +425,7 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
 
 @contextlib.contextmanager
 def gc_paused():
-    """Pause the cyclic garbage collector, which would walk TensorFlow's 360,000 objects each time.
+    """Pause the cyclic garbage collector: each full collection walks TensorFlow's 360,000 objects.
 
     Reading CelebA's annotations makes a million small lists, which triggered collections taking
     most of the planning time; nothing here makes reference cycles, and the forked workers, which
