@@ -1,0 +1,55 @@
+"""bench.py and bench_convert.py run end to end and report every figure (no timing is asserted)."""
+import json
+import os
+import re
+
+import pytest
+
+from conftest import run_script
+
+# multiply-adds of one 32x32 RGB image, layer by layer from model.py's shapes
+D32 = (16 * 16 * 4 * 4 * 3 * 256 + 8 * 8 * 4 * 4 * 256 * 512 + 4 * 4 * 4 * 4 * 512 * 1024
+       + 4 * 4 * 1024 + 1)
+G32 = 4 * 4 * 100 * 1024 + 4 * 4 * 4 * 4 * 1024 * 512 + 8 * 8 * 4 * 4 * 512 * 256 \
+    + 16 * 16 * 4 * 4 * 256 * 3
+
+
+def test_bench_reports_every_figure(tmp_path):
+    result = run_script('bench.py', ['--modes=fp32,bf16', '--batch=8', '--size=32', '--steps=1',
+                                     '--warmup=1', '--pipeline_batches=2', '--celeba_images=24',
+                                     '--repeats=1'], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report['train_img_s']) == {'fp32', 'bf16'}
+    assert report['reference_train_img_s'] == report['train_img_s']['fp32']
+    assert set(report['pipeline_img_s']) == {'mnist', 'mnist_cache', 'celeba_bbox',
+                                             'celeba_bbox_cache'}
+    assert set(report['reference_pipeline_img_s']) == {'mnist', 'celeba_bbox'}
+    rates = [*report['train_img_s'].values(), *report['pipeline_img_s'].values(),
+             *report['reference_pipeline_img_s'].values()]
+    assert all(rate > 0 for rate in rates)
+    # forward, backward (2x) of G; of D on real and fake images (6x); the pass back through D for G
+    assert report['gflop_per_step'] == pytest.approx(8 * 2 * (3 * G32 + 7 * D32) / 1e9, abs=0.006)
+    best = report['best_mode']
+    assert report['train_img_s'][best] == max(report['train_img_s'].values())
+    assert report['best_gflop_s'] == pytest.approx(
+        report['train_img_s'][best] / 8 * report['gflop_per_step'], rel=0.01)
+    assert 'input pipeline' in result.stdout and 'celeba_bbox_cache' in result.stdout
+
+
+def test_bench_convert_reports_both_converters(tmp_path):
+    work = tmp_path / 'work'
+    result = run_script('bench_convert.py', ['--images=24', '--repeats=1', '--workers=2',
+                                             '--shard_mb=0.5', '--work_dir=' + str(work)],
+                        str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r'^24 images, \d+ MB of source files', result.stdout, re.M)
+    rows = re.findall(r'^(seed-style|convert_tfrecord\.py) .*\s([\d.]+)\s+([\d.]+)$',
+                      result.stdout, re.M)
+    assert [r[0] for r in rows] == ['seed-style', 'convert_tfrecord.py', 'convert_tfrecord.py']
+    assert all(float(r[2]) > 0 for r in rows)
+    assert re.search(r'^ratio: [\d.]+x$', result.stdout, re.M)
+    # the last timed run (2 workers) is left in the work folder: every image in shards
+    with open(os.path.join(work, 'out', 'manifest.json')) as f:
+        entry = json.load(f)['partitions']['train']
+    assert entry['records'] == 24 and entry['complete'] and entry['planned_shards'] > 2
