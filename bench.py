@@ -24,7 +24,8 @@ flags.DEFINE_integer('batch', 64, 'batch size of the timed steps and pipelines (
 flags.DEFINE_integer('size', 64, 'image side, the seed\'s DisInSize (default 64)')
 flags.DEFINE_integer('steps', 6, 'timed train steps per mode, after the warm-up (default 6)')
 flags.DEFINE_integer('warmup', 2, 'untimed steps per mode: tracing and XLA compilation (default 2)')
-flags.DEFINE_integer('pipeline_batches', 40, 'timed batches per pipeline (default 40)')
+flags.DEFINE_integer('pipeline_batches', 200, 'timed batches per pipeline: ten times the seed\'s '
+                     'prefetch(20), so that a full prefetch buffer hardly counts (default 200)')
 flags.DEFINE_integer('repeats', 2, 'timed runs of each pipeline, interleaved; the best counts '
                      '(default 2)')
 flags.DEFINE_integer('celeba_images', 600, 'CelebA-layout images to generate when no '
