@@ -13,8 +13,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import dataset  # noqa: E402
-import main as trainer  # noqa: E402  (its flags are not used here)
-import synthetic  # noqa: E402
+import trainer  # noqa: E402
+from tools import synthetic  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('modes', [], 'train_step modes to time, from fp32, bf16, fp16, jit, jit_bf16, '
@@ -109,7 +109,7 @@ def seed_celeba_pipeline(records, size, batch):
         image = tf.image.resize(tf.image.crop_to_bounding_box(image, y, x, h, w), [size, size])
         return (image - 127.5) / 127.5, data['image/Landmarks'], data['image/Attr']
 
-    ds = tf.data.Dataset.list_files(os.path.join(records, 'CelebA_train.tfrecord*')).repeat()
+    ds = tf.data.Dataset.list_files(dataset.record_pattern(records, 'train')).repeat()
     ds = ds.flat_map(tf.data.TFRecordDataset).map(parse, num_parallel_calls=-1)
     return ds.shuffle(300).batch(batch).prefetch(20)
 
@@ -144,6 +144,7 @@ def time_train(mode, batch, size, steps, warmup):
 
 
 def main(_argv):
+    trainer.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')
     device = tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU') \
         if gpus else 'CPU, {} cores'.format(os.cpu_count())

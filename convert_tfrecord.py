@@ -20,7 +20,7 @@ from absl import logging  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from dataset import (CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS,  # noqa: E402
-                     read_manifest)
+                     read_manifest, record_pattern)
 from utils import UsageError, check_writable, fail  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -368,7 +368,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         shards = plan_partition(part, part_ids, annotations, layout, image_types,
                                 shard_mb * (1 << 20))
         old = manifest['partitions'].get(part)
-        existing = glob.glob(os.path.join(out_dir, 'CelebA_{}.tfrecord*'.format(part)))
+        existing = glob.glob(record_pattern(out_dir, part))
         if old and old['settings'] != settings and not overwrite and existing:
             raise UsageError('{} already holds {} records made with other settings ({} vs now {}): '
                              'add --overwrite to redo them, or choose another --TFRecordPath.'.format(
@@ -467,7 +467,7 @@ def verify(out_dir, progress=True):
     problems = []
     for part, entry in sorted(manifest['partitions'].items()):
         types = entry['settings']['image_types']
-        files = sorted(glob.glob(os.path.join(out_dir, 'CelebA_{}.tfrecord*'.format(part))))
+        files = sorted(glob.glob(record_pattern(out_dir, part)))
         listed = set(entry['shards'])
         for name in sorted(listed - {os.path.basename(f) for f in files}):
             problems.append('{}: shard {} is listed in the manifest but missing'.format(part, name))

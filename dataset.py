@@ -1,4 +1,4 @@
-"""MNIST and CelebA-TFRecord input pipelines: unbatched float32 images in [-1, 1]."""
+"""MNIST, scikit-learn digits and CelebA-TFRecord input pipelines: unbatched float32 images in [-1, 1]."""
 import glob
 import json
 import os
@@ -14,6 +14,17 @@ CELEBA_TYPES = ('img_celeba', 'img_align_celeba', 'img_align_celeba_png')
 MANIFEST = 'manifest.json'
 NUM_ATTRS = 40
 NUM_LANDMARKS = 10
+GRAYSCALE_TYPES = ('MNIST', 'digits')
+
+
+def channels(image_type):
+    """Image channels of an ImageType: 1 for MNIST and digits, 3 for the CelebA types."""
+    return 1 if image_type in GRAYSCALE_TYPES else 3
+
+
+def record_pattern(tfrecord_dir, partition):
+    """Glob pattern of one partition's record files: one CelebA_{p}.tfrecord or its shards."""
+    return os.path.join(tfrecord_dir, 'CelebA_{}.tfrecord*'.format(partition))
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -26,7 +37,8 @@ def read_mnist_npz(path):
             (train_x, _), _ = keras.datasets.mnist.load_data()
         except Exception as e:  # any network or cache failure
             raise UsageError('could not download MNIST ({}): download mnist.npz elsewhere and '
-                             'pass --mnist_path=/path/to/mnist.npz.'.format(type(e).__name__))
+                             'pass --mnist_path=/path/to/mnist.npz, or try --ImageType=digits, '
+                             'which needs no download.'.format(type(e).__name__))
         return train_x
     if not os.path.isfile(path):
         raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
@@ -50,15 +62,34 @@ def read_mnist_npz(path):
     return train_x
 
 
-def load_mnist(path, size):
-    """MNIST training digits brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
-    train_x = read_mnist_npz(path)
+def digits_like_mnist(train_x, size):
+    """uint8 digits [N, 28, 28] brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
     train_images = train_x.reshape(train_x.shape[0], train_x.shape[1], train_x.shape[2], 1)
     train_images = (train_images.astype('float32') - 127.5) / 127.5
     # resize a thousand digits per op (vectorised), then hand them out one by one
     ds = tf.data.Dataset.from_tensor_slices(train_images).batch(1000)
     ds = ds.map(lambda x: tf.image.resize_with_pad(x, size, size), num_parallel_calls=AUTOTUNE)
     return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(train_images)))
+
+
+def load_mnist(path, size):
+    """MNIST training digits brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
+    return digits_like_mnist(read_mnist_npz(path), size)
+
+
+def read_digits():
+    """scikit-learn's 1,797 real handwritten digits (UCI, 8x8) as uint8 [N, 28, 28] MNIST-like fields."""
+    from sklearn.datasets import load_digits
+    digits = load_digits().images.astype(np.float32)[..., None] * (255.0 / 16.0)
+    # up-sampled to 20x20 and centred with the 4-pixel margin of MNIST's 28x28 fields
+    digits = tf.image.resize(digits, [20, 20], method='bicubic')
+    digits = tf.pad(digits, [[0, 0], [4, 4], [4, 4], [0, 0]])
+    return np.clip(np.round(digits.numpy()[..., 0]), 0, 255).astype(np.uint8)
+
+
+def load_digits(size):
+    """scikit-learn's real digits brought to [size, size, 1] the way MNIST is, in [-1, 1]; no download."""
+    return digits_like_mnist(read_digits(), size)
 
 
 # ----------------------------------------------------------------------------- CelebA
@@ -72,7 +103,7 @@ def partition_files(tfrecord_dir, partition):
     parts = PARTITIONS if partition == 'all' else (partition,)
     files = []
     for part in parts:
-        found = sorted(glob.glob(os.path.join(tfrecord_dir, 'CelebA_{}.tfrecord*'.format(part))))
+        found = sorted(glob.glob(record_pattern(tfrecord_dir, part)))
         if not found:
             raise UsageError('{} holds no records for partition {} (CelebA_{}.tfrecord*): run '
                              'python convert_tfrecord.py --Partition={} --TFRecordPath={}'.format(

@@ -7,6 +7,7 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import dataset  # noqa: E402
 import model  # noqa: E402
 import utils  # noqa: E402
 from utils import UsageError  # noqa: E402
@@ -15,8 +16,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
                     'file together with --ImageType and --DisInSize')
 flags.DEFINE_enum('ImageType', 'MNIST', ['img_celeba', 'img_align_celeba', 'img_align_celeba_png',
-                                         'MNIST'], 'with a .weights.h5 file: MNIST (1 channel) or '
-                  'a CelebA type (3 channels) (default MNIST)')
+                                         'MNIST', 'digits'], 'with a .weights.h5 file: MNIST or '
+                  'digits (1 channel) or a CelebA type (3 channels) (default MNIST)')
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
 flags.DEFINE_string('out', 'samples.png', 'output PNG (default samples.png)')
@@ -32,6 +33,75 @@ flags.DEFINE_string('arithmetic', '', 'A-B+C: comma-separated sample indices of 
 flags.DEFINE_boolean('save_latents', False, 'also write the latents drawn to {out}.npy (default False)')
 
 
+def show_grid(images, rows, cols, path, title, labels=None):
+    """Save uint8 images [rows*cols, H, W, C] as a titled PNG grid, optionally labelling each tile."""
+    plt = utils.pyplot()
+    images = np.asarray(images)
+    grid = utils.make_grid(images, rows, cols)
+    h, w = images.shape[1:3]
+    scale = max(1.0, 96.0 / max(h, w))  # tiles at least ~1 inch at 96 dpi
+    fig = plt.figure(figsize=(grid.shape[1] * scale / 96, grid.shape[0] * scale / 96 + 0.5), dpi=96)
+    ax = fig.add_axes([0, 0, 1, grid.shape[0] * scale / 96 / fig.get_figheight()])
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap='gray', vmin=0, vmax=255,
+              interpolation='nearest')
+    ax.axis('off')
+    for i, label in enumerate(labels or []):
+        r, c = divmod(i, cols)
+        ax.text(2 + c * (w + 2) + 1, 2 + r * (h + 2) + 1, label, color='yellow', fontsize=8,
+                va='top', ha='left', bbox=dict(facecolor='black', alpha=0.5, pad=1, linewidth=0))
+    fig.suptitle(title, fontsize=11, y=1 - 0.1 / fig.get_figheight())
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def slerp(z0, z1, t):
+    """Spherical interpolation between latents z0 and z1 at fractions t (DCGAN-style latent walks)."""
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.asarray(t, np.float64)[:, None]
+    cos = np.dot(z0 / np.linalg.norm(z0), z1 / np.linalg.norm(z1))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:  # (anti)parallel: fall back to a straight line
+        out = (1 - t) * z0 + t * z1
+    else:
+        out = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+    out[0], out[-1] = z0, z1  # the endpoints are exactly the given latents
+    return out.astype(np.float32)
+
+
+def parse_arithmetic(expression, n_samples):
+    """'A-B+C' with comma-separated sample indices per group -> three index lists (B may be empty)."""
+    try:
+        a_part, rest = expression.split('-', 1)
+        b_part, c_part = rest.split('+', 1)
+        groups = [[int(i) for i in part.split(',') if i.strip()] for part in (a_part, b_part, c_part)]
+    except ValueError:
+        raise UsageError('--arithmetic={} is not A-B+C with comma-separated sample indices, e.g. '
+                         '--arithmetic=3,7,12-1,4,9+0,5,6'.format(expression))
+    if not groups[0] or not groups[2]:
+        raise UsageError('--arithmetic={}: groups A and C need at least one index each.'.format(
+            expression))
+    bad = [i for g in groups for i in g if not 0 <= i < n_samples]
+    if bad:
+        raise UsageError('--arithmetic={}: indices {} are outside the grid of {} samples (0 to {}); '
+                         'use the indices shown on the grid made with the same --seed.'.format(
+                             expression, bad, n_samples, n_samples - 1))
+    if len(groups[0]) - len(groups[1]) + len(groups[2]) <= 0:
+        raise UsageError('--arithmetic={}: B has more samples than A and C together.'.format(
+            expression))
+    return groups
+
+
+def arithmetic_latents(z, groups):
+    """Latent means of A, B and C and their combination (sum A - sum B + sum C) / (|A|-|B|+|C|).
+
+    For groups of equal size, as in the DCGAN paper, this is mean(A) - mean(B) + mean(C).
+    """
+    a, b, c = [z[g] for g in groups]
+    means = [g.mean(axis=0) if len(g) else np.zeros(z.shape[1], z.dtype) for g in (a, b, c)]
+    result = (a.sum(0) - b.sum(0) + c.sum(0)) / (len(a) - len(b) + len(c))
+    return np.stack(means + [result]).astype(np.float32)
+
+
 def load_generator(path, image_type, image_size, noise_dim):
     """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it."""
     if not os.path.isfile(path):
@@ -39,7 +109,7 @@ def load_generator(path, image_type, image_size, noise_dim):
                          'Generator.weights.h5) from a training run.'.format(path))
     try:
         if path.endswith('.weights.h5'):
-            generator = model.Gen_Net(1 if image_type == 'MNIST' else 3, noise_dim, image_size)
+            generator = model.Gen_Net(dataset.channels(image_type), noise_dim, image_size)
             generator.load_weights(path)
             return generator
         return keras.models.load_model(path, compile=False)
@@ -54,6 +124,30 @@ def generate(generator, latents):
     return utils.to_uint8(generator(np.asarray(latents, np.float32), training=False))
 
 
+def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic=''):
+    """One call's images and latents, with its grid shape, title and tile labels."""
+    noise_dim = generator.inputs[0].shape[-1]
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows * cols, noise_dim)).astype(np.float32)
+    if interpolate:
+        ends = rng.standard_normal((rows, 2, noise_dim)).astype(np.float32)
+        t = np.linspace(0.0, 1.0, steps)
+        latents = np.stack([slerp(a, b, t) for a, b in ends])
+        images = generate(generator, latents.reshape(-1, noise_dim))
+        return images, latents, (rows, steps), '{} spherical interpolations, seed {}'.format(
+            rows, seed), None
+    if arithmetic:
+        groups = parse_arithmetic(arithmetic, len(z))
+        latents = arithmetic_latents(z, groups)
+        images = generate(generator, latents)
+        if not groups[1]:
+            images[1] = 0  # no B: an empty panel
+        return images, latents, (1, 4), 'seed {}: A {} - B {} + C {}'.format(seed, *groups), \
+            ['A', '- B', '+ C', '= result']
+    return generate(generator, z), z, (rows, cols), 'samples, seed {} (indices for ' \
+        '--arithmetic)'.format(seed), [str(i) for i in range(len(z))]
+
+
 def main(_argv):
     try:
         if not FLAGS.model:
@@ -61,33 +155,12 @@ def main(_argv):
         if FLAGS.rows < 1 or FLAGS.cols < 1 or FLAGS.steps < 2:
             raise UsageError('--rows and --cols must be at least 1 and --steps at least 2.')
         generator = load_generator(FLAGS.model, FLAGS.ImageType, FLAGS.DisInSize, FLAGS.noise_dim)
-        noise_dim = generator.inputs[0].shape[-1]
         name = os.path.basename(os.path.dirname(os.path.abspath(FLAGS.model)))
-        rng = np.random.default_rng(FLAGS.seed)
-        z = rng.standard_normal((FLAGS.rows * FLAGS.cols, noise_dim)).astype(np.float32)
-        out_dir = os.path.dirname(FLAGS.out) or '.'
-        utils.check_writable(out_dir)
-        if FLAGS.interpolate:
-            ends = rng.standard_normal((FLAGS.rows, 2, noise_dim)).astype(np.float32)
-            t = np.linspace(0.0, 1.0, FLAGS.steps)
-            latents = np.stack([utils.slerp(a, b, t) for a, b in ends])
-            images = generate(generator, latents.reshape(-1, noise_dim))
-            utils.show_grid(images, FLAGS.rows, FLAGS.steps, FLAGS.out,
-                            '{}: {} spherical interpolations, seed {}'.format(
-                                name, FLAGS.rows, FLAGS.seed))
-        elif FLAGS.arithmetic:
-            groups = utils.parse_arithmetic(FLAGS.arithmetic, len(z))
-            latents = utils.arithmetic_latents(z, groups)
-            images = generate(generator, latents)
-            if not groups[1]:
-                images[1] = 0  # no B: an empty panel
-            utils.show_grid(images, 1, 4, FLAGS.out, '{}, seed {}: A {} - B {} + C {}'.format(
-                name, FLAGS.seed, *groups), ['A', '- B', '+ C', '= result'])
-        else:
-            latents = z
-            utils.show_grid(generate(generator, z), FLAGS.rows, FLAGS.cols, FLAGS.out,
-                            '{}: samples, seed {} (indices for --arithmetic)'.format(
-                                name, FLAGS.seed), [str(i) for i in range(len(z))])
+        utils.check_writable(os.path.dirname(FLAGS.out) or '.')
+        images, latents, (rows, cols), title, labels = draw(
+            generator, FLAGS.rows, FLAGS.cols, FLAGS.seed, FLAGS.interpolate, FLAGS.steps,
+            FLAGS.arithmetic)
+        show_grid(images, rows, cols, FLAGS.out, '{}: {}'.format(name, title), labels)
         print('wrote {}'.format(FLAGS.out))
         if FLAGS.save_latents:
             np.save(os.path.splitext(FLAGS.out)[0] + '.npy', latents)

@@ -9,7 +9,8 @@ import utils
 from utils import UsageError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('out_dir', 'plots/', 'folder for the PNG plots and GIFs (default plots/)')
+flags.DEFINE_string('out_dir', 'plot/', 'folder for the PNG plots and GIFs (default plot/, main.py\'s '
+                    '--PLOT_PATH, beside the sample-grid folders)')
 flags.DEFINE_string('name', '', 'file-name prefix of the plots; default: the SaveName of a single '
                     'CSV, "comparison" for several')
 flags.DEFINE_boolean('gif', False, 'also animate {PLOT_PATH}/{SaveName}/*.png into '
@@ -18,42 +19,93 @@ flags.DEFINE_string('PLOT_PATH', 'plot/', 'folder holding the per-epoch sample g
 flags.DEFINE_float('frame_seconds', 0.3, 'GIF frame duration in seconds (default 0.3)')
 
 
+def plot_runs(tables, names, losses_path, probs_path):
+    """Write the loss and discriminator-probability line plots of one or more loss CSVs."""
+    plt = utils.pyplot()
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    panels = [(losses_path, ('Gen_loss', 'Dis_loss'), 'Generator and discriminator loss', 'loss'),
+              (probs_path, ('Real_P', 'Fake_P'), 'Mean discriminator output on real and fake '
+               'images', 'D(x)')]
+    for path, columns, title, ylabel in panels:
+        fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+        for i, (table, name) in enumerate(zip(tables, names)):
+            epochs = table['epoch'] + 1  # numbered like the sample grids
+            for column, style in zip(columns, ('-', '--')):
+                label = column if len(tables) == 1 else '{} {}'.format(name, column)
+                ax.plot(epochs, table[column], style, color=colours[i % len(colours)],
+                        marker='o' if len(epochs) < 40 else None, markersize=3, label=label)
+        if ylabel == 'D(x)':
+            ax.axhline(0.5, color='grey', linewidth=1, linestyle=':', label='equilibrium 0.5')
+            ax.set_ylim(0, 1)
+        ax.set_title(title if len(tables) > 1 else '{}: {}'.format(names[0], title))
+        ax.set_xlabel('epoch')
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+
+def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
+    """Animate PNG grids into a looping GIF, each frame labelled (e.g. 'epoch 3')."""
+    from PIL import Image, ImageDraw, ImageFont
+    frames = []
+    for frame_path, label in zip(frame_paths, labels):
+        with Image.open(frame_path) as img:
+            img = img.convert('RGB')
+        factor = max(1, -(-min_width // img.width))  # whole-pixel upscaling keeps it sharp
+        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+        frame = Image.new('RGB', (img.width, img.height + 24), 'white')
+        frame.paste(img, (0, 24))
+        ImageDraw.Draw(frame).text((6, 4), label, fill='black', font=ImageFont.load_default(16))
+        frames.append(frame)
+    frames[0].save(path, save_all=True, append_images=frames[1:], loop=0,
+                   duration=int(seconds_per_frame * 1000))
+
+
 def save_name_of(csv_path):
     """SaveName of a loss CSV: logs/MNIST-False-loss.csv -> MNIST-False."""
     base = os.path.basename(csv_path)
     return base[:-len('-loss.csv')] if base.endswith('-loss.csv') else os.path.splitext(base)[0]
 
 
+def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_seconds=0.3):
+    """Plot the loss CSVs at paths into out_dir (and GIFs of their grids); returns the files written."""
+    if not paths:
+        raise UsageError('give one or more loss CSVs, e.g. python plot_logs.py '
+                         'logs/MNIST-False-loss.csv')
+    tables = [utils.read_loss_csv(p) for p in paths]
+    for path, table in zip(paths, tables):
+        if not len(table['epoch']):
+            raise UsageError('{} has no complete rows yet: wait for the first epoch to '
+                             'finish.'.format(path))
+    names = [save_name_of(p) for p in paths]
+    if len(set(names)) < len(names):  # the same SaveName from several runs: tell them apart
+        names = [os.path.splitext(p)[0] for p in paths]
+    prefix = name or (names[0] if len(paths) == 1 else 'comparison')
+    utils.check_writable(out_dir)
+    written = [os.path.join(out_dir, prefix + '-losses.png'),
+               os.path.join(out_dir, prefix + '-probabilities.png')]
+    plot_runs(tables, names, *written)
+    if gif:
+        for run in sorted({save_name_of(p) for p in paths}):
+            frames = sorted(glob.glob(os.path.join(plot_path, run, '[0-9][0-9][0-9].png')))
+            if not frames:
+                raise UsageError('no sample grids in {}: pass --PLOT_PATH as given to '
+                                 'main.py.'.format(os.path.join(plot_path, run)))
+            written.append(os.path.join(out_dir, run + '.gif'))
+            labels = ['{} epoch {}'.format(run, int(os.path.basename(f)[:3])) for f in frames]
+            write_gif(frames, written[-1], labels, frame_seconds)
+    return written
+
+
 def main(argv):
-    paths = argv[1:]
     try:
-        if not paths:
-            raise UsageError('give one or more loss CSVs, e.g. python plot_logs.py '
-                             'logs/MNIST-False-loss.csv')
-        tables = [utils.read_loss_csv(p) for p in paths]
-        for path, table in zip(paths, tables):
-            if not len(table['epoch']):
-                raise UsageError('{} has no complete rows yet: wait for the first epoch to '
-                                 'finish.'.format(path))
-        names = [save_name_of(p) for p in paths]
-        if len(set(names)) < len(names):  # the same SaveName from several runs: tell them apart
-            names = [os.path.splitext(p)[0] for p in paths]
-        prefix = FLAGS.name or (names[0] if len(paths) == 1 else 'comparison')
-        utils.check_writable(FLAGS.out_dir)
-        losses = os.path.join(FLAGS.out_dir, prefix + '-losses.png')
-        probs = os.path.join(FLAGS.out_dir, prefix + '-probabilities.png')
-        utils.plot_runs(tables, names, losses, probs)
-        print('wrote {} and {}'.format(losses, probs))
-        if FLAGS.gif:
-            for name in sorted({save_name_of(p) for p in paths}):
-                frames = sorted(glob.glob(os.path.join(FLAGS.PLOT_PATH, name, '[0-9][0-9][0-9].png')))
-                if not frames:
-                    raise UsageError('no sample grids in {}: pass --PLOT_PATH as given to '
-                                     'main.py.'.format(os.path.join(FLAGS.PLOT_PATH, name)))
-                gif = os.path.join(FLAGS.out_dir, name + '.gif')
-                labels = ['{} epoch {}'.format(name, int(os.path.basename(f)[:3])) for f in frames]
-                utils.write_gif(frames, gif, labels, FLAGS.frame_seconds)
-                print('wrote {} ({} frames)'.format(gif, len(frames)))
+        for path in plot_logs(argv[1:], FLAGS.out_dir, FLAGS.name, FLAGS.gif, FLAGS.PLOT_PATH,
+                              FLAGS.frame_seconds):
+            print('wrote {}'.format(path))
     except UsageError as e:
         utils.fail(e)
 

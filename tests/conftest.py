@@ -1,4 +1,5 @@
-"""Shared fixtures: generated MNIST and CelebA data, and helpers to run the entry points."""
+"""Shared fixtures: generated MNIST and CelebA data, in-process training runs, and helpers to run
+the entry points as processes (tests that need a process are marked slow)."""
 import os
 import subprocess
 import sys
@@ -9,10 +10,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import synthetic  # noqa: E402
+import keras  # noqa: E402
+
+import trainer  # noqa: E402
+from tools import synthetic  # noqa: E402
+
+trainer.configure_tensorflow()
 
 # a small, fast training configuration used by most runs
 SMALL = ['--DisInSize=32', '--BATCH_SIZE=8', '--steps_per_epoch=3', '--notensorboard']
+SMALL_CONFIG = dict(DisInSize=32, BATCH_SIZE=8, steps_per_epoch=3, tensorboard=False)
+
+
+def small_config(folder, **changes):
+    """A Config for a small 32x32 run whose logs, models and plots go under folder."""
+    folder = str(folder)
+    settings = dict(SMALL_CONFIG, LOG_PATH=os.path.join(folder, 'logs'),
+                    MODEL_PATH=os.path.join(folder, 'models'),
+                    PLOT_PATH=os.path.join(folder, 'plot'))
+    settings.update(changes)
+    return trainer.Config(**settings)
+
+
+def train_in_process(folder, extra_hooks=(), **changes):
+    """Run a small training in this process; returns the finished Trainer."""
+    run = trainer.Trainer(small_config(folder, **changes), extra_hooks)
+    run.run()
+    return run
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts and ends with Keras' default float32 policy."""
+    keras.mixed_precision.set_global_policy('float32')
+    yield
+    keras.mixed_precision.set_global_policy('float32')
 
 
 def script_env():

@@ -1,4 +1,4 @@
-"""One train_step of main.py under a tf.distribute strategy on CPU; prints its results as JSON.
+"""One train_step of trainer.py under a tf.distribute strategy on CPU; prints its results as JSON.
 
 python tests/dist_check.py single|mirrored|multi_worker [--sync_bn]   (TF_CONFIG for multi_worker)
 """
@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import main  # noqa: E402
+import trainer  # noqa: E402
 
 BATCH, SIZE, NOISE = 8, 32, 100
 
@@ -23,7 +23,7 @@ def run(mode, sync_bn):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
     else:
-        strategy = main.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
+        strategy = trainer.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
     images = np.random.default_rng(0).uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype('float32')
     ds = tf.data.Dataset.from_tensor_slices(images).batch(BATCH)
     options = tf.data.Options()
@@ -31,12 +31,12 @@ def run(mode, sync_bn):
     dist = strategy.experimental_distribute_dataset(ds.with_options(options))
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        G, D, G_opt, D_opt = main.setup_model(1, SIZE, NOISE, 2e-4, 10, sync_bn=sync_bn)
+        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, sync_bn=sync_bn)
     if '--no_dropout' in sys.argv:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
-    step = main.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
+    step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
                                 dist.element_spec)
     results = [step(batch, tf.constant(0, tf.int64)).numpy().tolist() for batch in dist]
     return {'replicas': strategy.num_replicas_in_sync, 'results': results,

@@ -1,11 +1,13 @@
-"""bench.py and bench_convert.py run end to end and report every figure (no timing is asserted)."""
+"""bench.py and tools/bench_convert.py run end to end and report every figure (no timing is asserted)."""
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_script
+from conftest import ROOT, run_script, script_env
 
 # multiply-adds of one 32x32 RGB image, layer by layer from model.py's shapes
 D32 = (16 * 16 * 4 * 4 * 3 * 256 + 8 * 8 * 4 * 4 * 256 * 512 + 4 * 4 * 4 * 4 * 512 * 1024
@@ -14,6 +16,7 @@ G32 = 4 * 4 * 100 * 1024 + 4 * 4 * 4 * 4 * 1024 * 512 + 8 * 8 * 4 * 4 * 512 * 25
     + 16 * 16 * 4 * 4 * 256 * 3
 
 
+@pytest.mark.slow
 def test_bench_reports_every_figure(tmp_path):
     result = run_script('bench.py', ['--modes=fp32,bf16', '--batch=8', '--size=32', '--steps=1',
                                      '--warmup=1', '--pipeline_batches=2', '--celeba_images=24',
@@ -37,11 +40,14 @@ def test_bench_reports_every_figure(tmp_path):
     assert 'input pipeline' in result.stdout and 'celeba_bbox_cache' in result.stdout
 
 
+@pytest.mark.slow
 def test_bench_convert_reports_both_converters(tmp_path):
     work = tmp_path / 'work'
-    result = run_script('bench_convert.py', ['--images=24', '--repeats=1', '--workers=2',
-                                             '--shard_mb=0.5', '--work_dir=' + str(work)],
-                        str(tmp_path))
+    # a development tool, run as a module from anywhere with the repository on the path
+    result = subprocess.run([sys.executable, '-m', 'tools.bench_convert', '--images=24',
+                             '--repeats=1', '--workers=2', '--shard_mb=0.5',
+                             '--work_dir=' + str(work)], cwd=str(tmp_path), capture_output=True,
+                            text=True, timeout=600, env=dict(script_env(), PYTHONPATH=ROOT))
     assert result.returncode == 0, result.stderr
     assert re.search(r'^24 images, \d+ MB of source files', result.stdout, re.M)
     rows = re.findall(r'^(seed-style|convert_tfrecord\.py) .*\s([\d.]+)\s+([\d.]+)$',

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import dataset
-import synthetic
+from tools import synthetic
 from utils import UsageError
 
 

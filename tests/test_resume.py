@@ -1,9 +1,11 @@
-"""Stopping and continuing a run: SIGINT, SIGKILL, incompatible resume, NaN, seeds, export."""
+"""Stopping and continuing a run: SIGINT, SIGKILL, incompatible resume, NaN, seeds, export, lock."""
 import glob
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL, error_line, run_script, script_env, start_script
+import trainer
+from conftest import (SMALL, run_script, script_env, small_config, start_script,
+                      train_in_process)
+from utils import UsageError
 
 EPOCHS = ['--epochs=3', '--steps_per_epoch=6']
 
@@ -61,6 +66,7 @@ def interrupt_when(proc, pattern, sig, timeout=300):
     return proc.stdout.read().decode(), ''.join(seen)
 
 
+@pytest.mark.slow
 def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
@@ -94,6 +100,7 @@ def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 18
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
@@ -106,6 +113,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3
 
 
+@pytest.mark.slow
 def test_same_seed_same_csv_other_seed_differs(reference, mnist_npz, tmp_path):
     same = run_script('main.py', mnist_args(mnist_npz), str(tmp_path / 'a'))
     other = run_script('main.py', mnist_args(mnist_npz, '--seed=6', '--epochs=1'),
@@ -116,46 +124,52 @@ def test_same_seed_same_csv_other_seed_differs(reference, mnist_npz, tmp_path):
     assert csv_text(str(tmp_path / 'b')).splitlines()[1] != first_row
 
 
+@pytest.fixture(scope='module')
+def one_epoch_run(mnist_npz, tmp_path_factory):
+    """A finished 1-epoch run of 2 steps (trained once, in this process)."""
+    folder = tmp_path_factory.mktemp('one_epoch')
+    train_in_process(folder, ImageType='MNIST', mnist_path=mnist_npz, epochs=1,
+                     steps_per_epoch=2, seed=3)
+    return str(folder)
+
+
 @pytest.fixture
-def one_epoch(mnist_npz, tmp_path):
-    """A directory holding a finished 1-epoch run of 2 steps."""
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=1', '--steps_per_epoch=2', '--seed=3'],
-                        str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    return str(tmp_path)
+def one_epoch(one_epoch_run, tmp_path):
+    """A fresh copy of one_epoch_run for a test to continue or change."""
+    shutil.copytree(one_epoch_run, str(tmp_path / 'run'))
+    return str(tmp_path / 'run')
 
 
-def test_rerun_of_a_finished_run_adds_nothing(one_epoch, mnist_npz):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=1', '--steps_per_epoch=2'], one_epoch)
-    assert result.returncode == 0, result.stderr
-    assert 'MNIST-False has already trained 1 epochs: raise --epochs' in result.stderr
+def rerun(folder, mnist_npz, **changes):
+    """Train the one_epoch run again with changes; returns the finished Trainer."""
+    settings = dict(ImageType='MNIST', mnist_path=mnist_npz, epochs=1, steps_per_epoch=2)
+    settings.update(changes)
+    return train_in_process(folder, **settings)
+
+
+def test_rerun_of_a_finished_run_adds_nothing(one_epoch, mnist_npz, caplog):
+    rerun(one_epoch, mnist_npz)
+    assert 'MNIST-False has already trained 1 epochs: raise --epochs' in caplog.text
     assert csv_text(one_epoch).count('\n') == 2
 
 
 def test_incompatible_resume_is_refused(one_epoch, mnist_npz):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=2', '--DisInSize=64'], one_epoch)
-    line = error_line(result)
-    assert 'was made with --DisInSize=32' in line and '--noresume' in line
-    # nothing was touched
-    assert csv_text(one_epoch).count('\n') == 2
+    with pytest.raises(UsageError, match='was made with --DisInSize=32.*--noresume'):
+        rerun(one_epoch, mnist_npz, epochs=2, DisInSize=64)
+    assert csv_text(one_epoch).count('\n') == 2  # nothing was touched
 
 
-def test_flag_changes_listed_and_noresume_moves_aside(one_epoch, mnist_npz):
-    args = SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--steps_per_epoch=2']
-    result = run_script('main.py', args + ['--epochs=2', '--lr=1e-4'], one_epoch)
-    assert result.returncode == 0, result.stderr
-    assert 'flag changed since the checkpoint: epochs: 1 -> 2' in result.stderr
-    assert 'flag changed since the checkpoint: lr: 0.0002 -> 0.0001' in result.stderr
+def test_flag_changes_listed_and_noresume_moves_aside(one_epoch, mnist_npz, caplog):
+    rerun(one_epoch, mnist_npz, epochs=2, lr=1e-4)
+    assert 'flag changed since the checkpoint: epochs: 1 -> 2' in caplog.text
+    assert 'flag changed since the checkpoint: lr: 0.0002 -> 0.0001' in caplog.text
     saved = json.load(open(os.path.join(one_epoch, 'models', 'MNIST-False', 'flags.json')))
     assert saved['epochs'] == 2 and saved['seed'] == 3  # the seed was kept from the first run
     assert csv_text(one_epoch).count('\n') == 3
 
-    result = run_script('main.py', args + ['--epochs=1', '--noresume'], one_epoch)
-    assert result.returncode == 0, result.stderr
-    assert 'Moved the previous run aside to models/MNIST-False.old-' in result.stderr
+    rerun(one_epoch, mnist_npz, resume=False)
+    assert 'Moved the previous run aside to {}/models/MNIST-False.old-'.format(one_epoch) \
+        in caplog.text
     old = glob.glob(os.path.join(one_epoch, 'models', 'MNIST-False.old-*'))
     assert len(old) == 1 and os.path.isdir(os.path.join(old[0], 'checkpoints'))
     old_csv = glob.glob(os.path.join(one_epoch, 'logs', 'MNIST-False-loss.csv.old-*'))
@@ -164,17 +178,72 @@ def test_flag_changes_listed_and_noresume_moves_aside(one_epoch, mnist_npz):
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(one_epoch, mnist_npz):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=2', '--steps_per_epoch=2', '--lr=nan'],
-                        one_epoch)
-    line = error_line(result)
-    assert 'non-finite loss at global step 3 (epoch 2' in line
-    assert 'the last good checkpoint' in line
+    with pytest.raises(UsageError, match=r'non-finite loss at global step 3 \(epoch 2.*the last '
+                       'good checkpoint'):
+        rerun(one_epoch, mnist_npz, epochs=2, lr=float('nan'))
     ckpts = os.listdir(os.path.join(one_epoch, 'models', 'MNIST-False', 'checkpoints'))
     assert sorted(c for c in ckpts if c.endswith('.index')) == ['ckpt-2.index']
     assert csv_text(one_epoch).count('\n') == 2
 
 
+def test_malformed_csv_row_on_resume_is_one_clear_error(one_epoch, mnist_npz):
+    path = os.path.join(one_epoch, 'logs', 'MNIST-False-loss.csv')
+    with open(path, 'a') as f:
+        f.write('oops,1,2,3,4\n')
+    with pytest.raises(UsageError, match='MNIST-False-loss.csv line 3 is not a row of 5 numbers'):
+        rerun(one_epoch, mnist_npz, epochs=2)
+
+
+class StopAt(trainer.Hook):
+    """Asks the run to stop after global step `step`, as Ctrl-C would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, run, step, values):
+        if step == self.step:
+            run.stop.signal = signal.SIGINT
+
+
+def test_stop_request_then_resume_in_process_is_exact(mnist_npz, tmp_path):
+    settings = dict(ImageType='MNIST', mnist_path=mnist_npz, epochs=2, steps_per_epoch=2, seed=5)
+    train_in_process(tmp_path / 'reference', **settings)
+    with pytest.raises(trainer.Stopped, match='SIGINT at epoch 2, step 1 of 2; saved'):
+        train_in_process(tmp_path / 'run', [StopAt(3)], **settings)
+    assert csv_text(str(tmp_path / 'run')).count('\n') == 2
+    resumed = train_in_process(tmp_path / 'run', **settings)
+    assert int(resumed.step) == 4
+    assert csv_text(str(tmp_path / 'run')) == csv_text(str(tmp_path / 'reference'))
+    for name in ('001.png', '002.png'):
+        assert (tmp_path / 'run' / 'plot' / 'MNIST-False' / name).read_bytes() == \
+            (tmp_path / 'reference' / 'plot' / 'MNIST-False' / name).read_bytes()
+
+
+def test_second_run_of_a_save_name_is_refused(tmp_path):
+    config = small_config(tmp_path, ImageType='digits')
+    lock_path = os.path.join(config.MODEL_PATH, 'digits-False.lock')
+    os.makedirs(config.MODEL_PATH)
+    with trainer.RunLock(lock_path):
+        with pytest.raises(UsageError, match=r'another run is training this SaveName \(pid {} on '
+                           r'host {}'.format(os.getpid(), re.escape(socket.gethostname()))):
+            trainer.train(config)
+    assert not os.path.exists(os.path.join(config.LOG_PATH, 'digits-False-loss.csv'))
+
+
+def test_stale_lock_is_taken_over(tmp_path, caplog):
+    lock_path = str(tmp_path / 'digits-False.lock')
+    with open(lock_path, 'w') as f:  # what a killed run leaves: its line, but no lock held
+        f.write('pid 999999 on host elsewhere, since 2026-01-01 00:00:00\n')
+    with trainer.RunLock(lock_path):
+        assert open(lock_path).read().startswith('pid {} on host {}'.format(
+            os.getpid(), socket.gethostname()))
+    assert 'Took over the lock' in caplog.text and 'pid 999999 on host elsewhere' in caplog.text
+    assert open(lock_path).read() == ''  # released at the end
+    with trainer.RunLock(lock_path):  # and free for the next run
+        pass
+
+
+@pytest.mark.slow
 def test_generator_keras_loads_in_fresh_process(one_epoch, mnist_npz):
     path = os.path.join(one_epoch, 'models', 'MNIST-False', 'generator.keras')
     os.remove(path)
@@ -190,6 +259,6 @@ def test_generator_keras_loads_in_fresh_process(one_epoch, mnist_npz):
 
 
 def test_export_only_without_checkpoint(mnist_npz, tmp_path):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--export_only'], str(tmp_path))
-    assert 'no checkpoint in models/MNIST-False/checkpoints to export' in error_line(result)
+    with pytest.raises(UsageError, match='no checkpoint in .*models/MNIST-False/checkpoints to '
+                       'export'):
+        train_in_process(tmp_path, ImageType='MNIST', mnist_path=mnist_npz, export_only=True)

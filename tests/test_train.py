@@ -1,4 +1,4 @@
-"""main.py end to end: CSV log, sample grids, weights, learning-rate schedule, bad input."""
+"""Training end to end: CSV log, sample grids, weights, learning-rate schedule, bad input."""
 import glob
 import os
 import re
@@ -12,21 +12,22 @@ import tensorflow as tf
 from PIL import Image
 
 import model
+import trainer
 import utils
-from conftest import ROOT, SMALL, error_line, run_script, script_env
+from conftest import (ROOT, SMALL, error_line, run_script, script_env, small_config,
+                      train_in_process)
+from utils import UsageError
 
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
 
 
 @pytest.fixture(scope='module')
 def mnist_run(mnist_npz, tmp_path_factory):
-    """A finished 2-epoch MNIST run at 32x32."""
-    cwd = str(tmp_path_factory.mktemp('mnist_run'))
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=2', '--seed=1', '--tensorboard',
-                                            '--log_every=2'], cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd, result
+    """A finished 2-epoch MNIST run at 32x32, trained in this process."""
+    folder = tmp_path_factory.mktemp('mnist_run')
+    run = train_in_process(folder, ImageType='MNIST', mnist_path=mnist_npz, epochs=2, seed=1,
+                           tensorboard=True, log_every=2)
+    return str(folder), run
 
 
 def test_csv_log(mnist_run):
@@ -44,7 +45,7 @@ def test_csv_log(mnist_run):
 
 
 def test_sample_grids_and_weights(mnist_run):
-    cwd, result = mnist_run
+    cwd, run = mnist_run
     grids = sorted(glob.glob(os.path.join(cwd, 'plot', 'MNIST-False', '*.png')))
     assert [os.path.basename(g) for g in grids] == ['001.png', '002.png']
     with Image.open(grids[-1]) as img:
@@ -65,7 +66,7 @@ def test_sample_grids_and_weights(mnist_run):
     fixed = ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
     want = utils.make_grid(utils.to_uint8(G(fixed, training=False)), 4, 4)[..., 0]
     assert np.abs(last.astype(int) - want).max() <= 1
-    assert 'train_step was traced 1 time(s)' in result.stderr
+    assert run.train_step.experimental_get_tracing_count() == 1
 
 
 def test_tensorboard_scalars_and_images(mnist_run):
@@ -97,24 +98,37 @@ def test_lr_schedule_boundaries():
     assert opt.beta_1 == 0.5
 
 
-def test_lr_decays_after_epoch_10_in_a_run(mnist_npz, tmp_path):
-    result = run_script('main.py', ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                    '--epochs=11', '--DisInSize=32', '--BATCH_SIZE=4',
-                                    '--steps_per_epoch=1', '--notensorboard', '--seed=2'],
-                        str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    lrs = dict(re.findall(r'Epoch (\d+)/11 in .* lr (\S+)', result.stderr))
-    assert lrs['10'] == '2.00e-04' and lrs['11'] == '2.00e-05'
+def test_lr_decays_after_epoch_10_of_the_run(tmp_path):
+    run = trainer.Trainer(small_config(tmp_path, ImageType='digits', steps_per_epoch=7))
+    run.build()
+    for epochs, value in [(10, 2e-4), (20, 2e-5), (25, 2e-6)]:
+        # the last step of epoch `epochs` (1-based) and the first one after it, for G and D
+        run.step.assign(7 * epochs - 1)
+        assert [float(opt.learning_rate) for opt in (run.G_opt, run.D_opt)] == \
+            pytest.approx([value] * 2)
+        run.step.assign(7 * epochs)
+        assert [float(opt.learning_rate) for opt in (run.G_opt, run.D_opt)] == \
+            pytest.approx([value / 10] * 2)
+
+
+def test_digits_need_no_download(tmp_path):
+    run = train_in_process(tmp_path, ImageType='digits', epochs=1, steps_per_epoch=2)
+    assert run.config.save_name == 'digits-False' and run.n_images == 1797
+    table = utils.read_loss_csv(str(tmp_path / 'logs' / 'digits-False-loss.csv'))
+    assert list(table['epoch']) == [0] and 0 < table['Real_P'][0] < 1
+    with Image.open(tmp_path / 'plot' / 'digits-False' / '001.png') as img:
+        assert img.mode == 'L' and img.size == (138, 138)
+        grid = np.asarray(img)
+    assert grid.std() > 0  # generated samples, not a blank tile
+    assert (tmp_path / 'models' / 'digits-False' / 'generator.keras').exists()
 
 
 def test_celeba_bbox_run_on_all_partitions(records, tmp_path):
     # 36 images at batch 8: 5 steps, the last one partial; no retrace for it
-    result = run_script('main.py', ['--ImageType=img_celeba', '--bbox', '--TFRecordPath=' + records,
-                                    '--Partition=all', '--DisInSize=32', '--BATCH_SIZE=8',
-                                    '--epochs=1', '--notensorboard', '--seed=1'], str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert 'img_celeba-True: 36 images, 5 steps of 8 per epoch' in result.stderr
-    assert 'train_step was traced 1 time(s)' in result.stderr
+    run = train_in_process(tmp_path, ImageType='img_celeba', bbox=True, TFRecordPath=records,
+                           Partition='all', steps_per_epoch=0, epochs=1, seed=1)
+    assert (run.n_images, run.steps_per_epoch) == (36, 5)
+    assert run.train_step.experimental_get_tracing_count() == 1
     with Image.open(tmp_path / 'plot' / 'img_celeba-True' / '001.png') as img:
         assert img.mode == 'RGB' and img.size == (138, 138)
     assert (tmp_path / 'logs' / 'img_celeba-True-loss.csv').read_text().count('\n') == 2
@@ -122,25 +136,25 @@ def test_celeba_bbox_run_on_all_partitions(records, tmp_path):
 
 
 def test_aligned_png_run_reports_bbox_false(records, tmp_path):
-    result = run_script('main.py', ['--ImageType=img_align_celeba_png', '--bbox',
-                                    '--TFRecordPath=' + records, '--Partition=val', '--epochs=1']
-                        + SMALL, str(tmp_path))
-    assert result.returncode == 0, result.stderr
+    train_in_process(tmp_path, ImageType='img_align_celeba_png', bbox=True, TFRecordPath=records,
+                     Partition='val', epochs=1)
     assert (tmp_path / 'plot' / 'img_align_celeba_png-False' / '001.png').exists()
 
 
-def bad_run(tmp_path, args, env=None):
-    return error_line(run_script('main.py', args + SMALL + ['--epochs=1'], str(tmp_path), env=env))
+def bad_config(tmp_path, match, **changes):
+    """Training with changes stops with a UsageError matching match, before any step."""
+    with pytest.raises(UsageError, match=match):
+        train_in_process(tmp_path, epochs=1, **changes)
 
 
 def test_missing_tfrecord_path(tmp_path):
-    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=nowhere'])
-    assert '--TFRecordPath nowhere does not exist: convert CelebA first' in line
+    bad_config(tmp_path, '--TFRecordPath nowhere does not exist: convert CelebA first',
+               ImageType='img_align_celeba', TFRecordPath='nowhere')
 
 
 def test_tfrecord_path_without_records(tmp_path):
-    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=.', '--Partition=test'])
-    assert '. holds no records for partition test' in line and 'convert_tfrecord.py' in line
+    bad_config(tmp_path, r'holds no records for partition test.*convert_tfrecord.py',
+               ImageType='img_align_celeba', TFRecordPath=str(tmp_path), Partition='test')
 
 
 def test_image_type_not_in_records(celeba_root, tmp_path):
@@ -148,9 +162,8 @@ def test_image_type_not_in_records(celeba_root, tmp_path):
     out = str(tmp_path / 'rec')
     convert_tfrecord.convert(celeba_root[0], out, 'train', image_types=['img_align_celeba'],
                              progress=False)
-    line = bad_run(tmp_path, ['--ImageType=img_celeba', '--TFRecordPath=' + out,
-                              '--Partition=train'])
-    assert 'do not hold img_celeba (they hold: img_align_celeba)' in line
+    bad_config(tmp_path, r'do not hold img_celeba \(they hold: img_align_celeba\)',
+               ImageType='img_celeba', TFRecordPath=out, Partition='train')
 
 
 def test_damaged_record_stops_with_verify_hint(records, tmp_path):
@@ -161,41 +174,68 @@ def test_damaged_record_stops_with_verify_hint(records, tmp_path):
     data = bytearray(open(shard, 'rb').read())
     data[len(data) // 2] ^= 0xFF
     open(shard, 'wb').write(bytes(data))
-    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=' + out,
-                              '--Partition=val', '--steps_per_epoch=0'])
-    assert 'cannot read a training image from ' + out in line
-    assert 'convert_tfrecord.py --verify' in line
+    bad_config(tmp_path, 'cannot read a training image from {}.*convert_tfrecord.py '
+               '--verify'.format(re.escape(out)), ImageType='img_align_celeba', TFRecordPath=out,
+               Partition='val', steps_per_epoch=0)
 
 
 def test_missing_and_malformed_mnist(tmp_path):
-    line = bad_run(tmp_path, ['--ImageType=MNIST', '--mnist_path=missing.npz'])
-    assert '--mnist_path missing.npz does not exist' in line
+    bad_config(tmp_path, '--mnist_path missing.npz does not exist', ImageType='MNIST',
+               mnist_path='missing.npz')
     np.savez(tmp_path / 'other.npz', x=np.zeros(3))
-    line = bad_run(tmp_path, ['--ImageType=MNIST', '--mnist_path=other.npz'])
-    assert 'other.npz is not in the mnist.npz layout' in line
+    bad_config(tmp_path, 'other.npz is not in the mnist.npz layout', ImageType='MNIST',
+               mnist_path=str(tmp_path / 'other.npz'))
 
 
-def test_mnist_download_failure_points_to_mnist_path(tmp_path):
+def test_unsupported_size(tmp_path):
+    bad_config(tmp_path, 'DisInSize must be one of 32, 64, 128, got 48', ImageType='digits',
+               DisInSize=48)
+
+
+def test_unwritable_output_folder(tmp_path):
+    (tmp_path / 'afile').write_text('x')
+    bad_config(tmp_path, 'cannot write to .*afile/logs', ImageType='digits',
+               LOG_PATH=str(tmp_path / 'afile' / 'logs'))
+
+
+def test_cache_with_a_short_epoch_is_refused(tmp_path):
+    bad_config(tmp_path, '--cache needs whole epochs: with --steps_per_epoch=3 of 225 batches',
+               ImageType='digits', cache=True)
+
+
+# ----------------------------------------------------------------------------- as a process
+
+def bad_run(tmp_path, args, env=None):
+    return error_line(run_script('main.py', args + SMALL + ['--epochs=1'], str(tmp_path), env=env))
+
+
+@pytest.mark.slow
+def test_one_error_line_and_exit_status(tmp_path):
+    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=nowhere'])
+    assert '--TFRecordPath nowhere does not exist: convert CelebA first' in line
+
+
+@pytest.mark.slow
+def test_no_flags_says_what_to_do(tmp_path):
+    line = error_line(run_script('main.py', [], str(tmp_path)))
+    assert 'no CelebA records given: convert CelebA first' in line
+    assert '--ImageType=digits' in line
+
+
+@pytest.mark.slow
+def test_mnist_download_failure_points_to_mnist_path_and_digits(tmp_path):
     env = dict(script_env(), KERAS_HOME=str(tmp_path / 'keras'), HTTPS_PROXY='http://127.0.0.1:9',
                HTTP_PROXY='http://127.0.0.1:9', https_proxy='http://127.0.0.1:9')
     line = bad_run(tmp_path, ['--ImageType=MNIST'], env=env)
     assert 'could not download MNIST' in line and '--mnist_path=/path/to/mnist.npz' in line
+    assert 'try --ImageType=digits, which needs no download' in line
 
 
-def test_unsupported_size(mnist_npz, tmp_path):
-    result = run_script('main.py', ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                    '--DisInSize=48'], str(tmp_path))
-    assert 'DisInSize must be one of 32, 64, 128, got 48' in error_line(result)
-
-
-def test_unwritable_output_folder(mnist_npz, tmp_path):
-    (tmp_path / 'afile').write_text('x')
-    line = bad_run(tmp_path, ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                              '--LOG_PATH=afile/logs'])
-    assert 'cannot write to afile/logs' in line
-
-
-def test_help_is_quick_and_lists_flags():
+@pytest.mark.slow
+def test_helpshort_lists_flags():
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), '--helpshort'],
                             capture_output=True, text=True, env=script_env(), timeout=120)
+    # absl ends every help request with status 1 before main() runs: no data, no models
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
     assert '--DisInSize' in result.stdout and '--mixed_precision' in result.stdout
+    assert 'digits' in result.stdout

@@ -1,8 +1,9 @@
 """Run conversion and training on real images that this project does not ship (a separate check).
 
 Real data that pip can install: scikit-learn's 1,797 handwritten digits (UCI, 8x8) and
-scikit-image's bundled photographs. Needs `pip install scikit-learn scikit-image` (not project
-dependencies). Writes into --work_dir and exits non-zero if any step fails.
+scikit-image's bundled photographs. Needs `pip install scikit-image` (not a project dependency).
+Run from the repository root: python -m tools.check_real_data. Writes into --work_dir and exits
+non-zero if any step fails.
 """
 import os
 import subprocess
@@ -12,14 +13,16 @@ import numpy as np
 from absl import app
 from absl import flags
 from PIL import Image
+from sklearn.datasets import load_digits
 
-import synthetic
+import dataset
+from tools import synthetic
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('work_dir', 'real-data-check', 'folder for the data and the runs '
-                    '(default real-data-check)')
+flags.DEFINE_string('work_dir', 'data/real-data-check', 'folder for the data and the runs '
+                    '(default data/real-data-check, ignored by git)')
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # photographs bundled with scikit-image, and a face-sized box (x, y, w, h) in each
 PHOTOS = {'astronaut': (140, 20, 140, 170), 'chelsea': (100, 40, 180, 180),
           'coffee': (150, 50, 300, 300), 'rocket': (180, 20, 120, 350),
@@ -27,14 +30,9 @@ PHOTOS = {'astronaut': (140, 20, 140, 170), 'chelsea': (100, 40, 180, 180),
 
 
 def write_digits_npz(path):
-    """scikit-learn's real handwritten digits, upscaled to 28x28, in Keras' mnist.npz layout."""
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    images = np.stack([np.asarray(Image.fromarray((d * 255 / 16).astype(np.uint8)).resize(
-        (20, 20), Image.BICUBIC)) for d in digits.images])
-    x = np.zeros((len(images), 28, 28), np.uint8)
-    x[:, 4:24, 4:24] = images  # centred in a 28x28 field, as MNIST's digits are
-    y = digits.target.astype(np.uint8)
+    """scikit-learn's real handwritten digits, as --ImageType=digits reads them, in Keras' mnist.npz layout."""
+    x = dataset.read_digits()
+    y = load_digits().target.astype(np.uint8)
     np.savez(path, x_train=x[:1500], y_train=y[:1500], x_test=x[1500:], y_test=y[1500:])
 
 
@@ -83,7 +81,7 @@ def write_photo_celeba(root, copies=8):
 def run(script, *args):
     """Run one of this project's entry points and stop the check if it fails."""
     print('$ python {} {}'.format(script, ' '.join(args)), flush=True)
-    if subprocess.run([sys.executable, os.path.join(HERE, script)] + list(args)).returncode:
+    if subprocess.run([sys.executable, os.path.join(ROOT, script)] + list(args)).returncode:
         print('real-data check FAILED at: python {} {}'.format(script, ' '.join(args)))
         sys.exit(1)
 

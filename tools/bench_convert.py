@@ -1,4 +1,7 @@
-"""Benchmark convert_tfrecord.py against a single-threaded, seed-style converter on generated CelebA."""
+"""Benchmark convert_tfrecord.py against a single-threaded, seed-style converter on generated CelebA.
+
+Run from the repository root: python -m tools.bench_convert
+"""
 import os
 import shutil
 import tempfile
@@ -10,15 +13,13 @@ from absl import flags
 from tqdm import tqdm
 
 import convert_tfrecord  # its --workers and --shard_mb flags apply here too
-import synthetic
+from tools import synthetic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('images', 2000, 'images to generate (default 2000)')
 flags.DEFINE_string('source', '', 'existing CelebA folder to convert instead of generated images')
 flags.DEFINE_integer('repeats', 3, 'timed runs of each converter; the best counts (default 3)')
 flags.DEFINE_string('work_dir', '', 'scratch folder (default: a temporary one, deleted after)')
-# 2,000 realistic images are about 300 MB: small shards give every core work
-FLAGS.set_default('shard_mb', 20)
 
 
 
@@ -84,6 +85,8 @@ def seed_style_convert(root, out_dir, partition='train'):
 
 
 def main(_argv):
+    # 2,000 realistic images are about 300 MB: small shards give every core work
+    FLAGS.set_default('shard_mb', 20)
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix='bench-convert-')
     root = FLAGS.source
     if not root:

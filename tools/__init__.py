@@ -1,0 +1,1 @@
+"""Development tools: generated test data, the real-data check and the converter benchmark."""
