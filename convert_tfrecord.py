@@ -1,7 +1,8 @@
-"""Convert a CelebA download to sharded TFRecords with the seed's feature keys, or verify them."""
+"""Convert a CelebA download, or any folder of pictures, to sharded TFRecords, or verify them."""
 import contextlib
 import gc
 import glob
+import io
 import json
 import multiprocessing
 import os
@@ -26,7 +27,11 @@ from utils import UsageError, check_writable, fail  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
                     'CelebA root: the official layout (Img/, Anno/, Eval/), torchvision\'s one '
-                    'folder, or Kaggle\'s CSV layout')
+                    'folder, or Kaggle\'s CSV layout; or any folder of pictures (see --layout)')
+flags.DEFINE_enum('layout', 'auto', ['auto', 'folder'],
+                  'auto (default): a CelebA layout when its annotation files are there, else a '
+                  'plain folder of pictures; folder: convert every picture under --DatasetPath '
+                  '(recursively) even if CelebA files are present')
 flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
                   'partition to convert; all = train, val and test, each to its own files')
 flags.DEFINE_string('TFRecordPath', 'TFRecordFilePath', 'folder to write the records and manifest.json to')
@@ -50,6 +55,8 @@ ANNOTATIONS = {
     'identity': ('identity_CelebA', 1),
     'partition': ('list_eval_partition', 1),
 }
+# image sides main.py trains at: the manifest counts the images smaller than each
+TRAINING_SIZES = ('32', '64', '128')
 # annotation files with a count line and a header line (the others have neither)
 HEADED = ('bbox', 'attr', 'landmarks', 'landmarks_align')
 
@@ -61,14 +68,20 @@ class Layout:
         self.name = name
         self.image_dirs = image_dirs  # type -> folder, only those present
         self.annotations = annotations  # key of ANNOTATIONS -> file, only those present
+        self.labels = {}  # a folder's subfolder names -> label
 
 
-def detect_layout(root):
-    """Find which CelebA layout root holds: official, torchvision or kaggle."""
+def detect_layout(root, layout='auto'):
+    """Find which layout root holds: CelebA's official, torchvision or kaggle, or a plain folder."""
+    if os.path.isfile(root):
+        raise UsageError('--DatasetPath {} is a file: point it at the folder that holds the '
+                         'pictures.'.format(root))
     if not os.path.isdir(root):
         raise UsageError('--DatasetPath {} does not exist: point it at the CelebA folder that '
                          'holds Img/, Anno/ and Eval/ (or img_align_celeba/ and the list_*.txt '
-                         'files).'.format(root))
+                         'files), or at a folder of pictures.'.format(root))
+    if layout == 'folder':
+        return Layout('folder', {'folder': root}, {})
 
     def present(paths):
         return {k: p for k, p in paths.items() if os.path.exists(p)}
@@ -88,9 +101,7 @@ def detect_layout(root):
         return Layout('torchvision', present(dirs), present(anno))
     if os.path.isdir(os.path.join(root, 'celeba')):
         return detect_layout(os.path.join(root, 'celeba'))
-    raise UsageError('{} is not a CelebA folder: expected Img/, Anno/ and Eval/ (official), '
-                     'list_eval_partition.txt beside img_align_celeba/ (torchvision) or '
-                     'list_eval_partition.csv (Kaggle).'.format(root))
+    return Layout('folder', {'folder': root}, {})  # no CelebA annotation: a folder of pictures
 
 
 def read_annotation(path, key):
@@ -137,7 +148,9 @@ def read_annotation(path, key):
 
 
 def image_file(image_dirs, image_type, image_id):
-    """Path of one image of a type; the PNG folder names its files .png."""
+    """Path of one image of a type; the PNG folder names its files .png, a folder keeps its names."""
+    if image_type == 'folder':
+        return os.path.join(image_dirs['folder'], image_id)
     stem = os.path.splitext(image_id)[0]
     ext = '.png' if image_type == 'img_align_celeba_png' else '.jpg'
     return os.path.join(image_dirs[image_type], stem + ext)
@@ -145,6 +158,11 @@ def image_file(image_dirs, image_type, image_id):
 
 def jpeg_size(data):
     """(width, height) from a JPEG's frame header; ValueError unless it is a whole JPEG file."""
+    return jpeg_frame(data)[:2]
+
+
+def jpeg_frame(data):
+    """(width, height, colour components) from a JPEG's frame header; ValueError unless whole."""
     if data[:2] != b'\xff\xd8':
         raise ValueError('not a JPEG file')
     # a cut-off download lacks the end-of-image marker (tolerating trailing zero padding)
@@ -163,7 +181,7 @@ def jpeg_size(data):
             height, width = struct.unpack('>HH', data[i + 5:i + 9])
             if not width or not height:
                 raise ValueError('corrupt: zero-size frame')
-            return width, height
+            return width, height, data[i + 9]
         if marker == 0xDA:
             break  # scan data before any frame header
         i += 2 + length
@@ -171,7 +189,13 @@ def jpeg_size(data):
 
 
 def png_size(data):
-    """(width, height) from a PNG's header; ValueError unless its chunks run whole up to IEND.
+    """(width, height) from a PNG's header; ValueError unless its chunks run whole up to IEND."""
+    return png_header(data)[:2]
+
+
+def png_header(data):
+    """(width, height, bit depth, colour type) from a PNG's header; ValueError unless its chunks
+    run whole up to IEND.
 
     Chunk CRCs are checked except IDAT's, which holds nearly all the bytes (CRC-32 runs at about
     2 GB/s here: it would be a sixth of the converter's time); --verify decodes the image data.
@@ -189,7 +213,7 @@ def png_size(data):
                 struct.unpack('>I', data[end - 4:end])[0]:
             raise ValueError('corrupt: bad CRC in chunk {} at byte {}'.format(kind, i))
         if kind == b'IHDR':
-            size = struct.unpack('>II', data[i + 8:i + 16])
+            size = struct.unpack('>IIBB', data[i + 8:i + 18])
         elif kind == b'IEND' and size:
             return size
         i = end
@@ -204,6 +228,57 @@ def check_image(data, image_type):
     to IEND, and the CRC of every chunk but IDAT. --verify decodes every image.
     """
     return png_size(data) if image_type == 'img_align_celeba_png' else jpeg_size(data)
+
+
+def folder_image(data):
+    """(bytes to store, (width, height)) of one picture of a folder; ValueError if it is no whole image.
+
+    8-bit RGB JPEGs and PNGs are stored as they are (checked in microseconds, as CelebA's); any
+    other picture Pillow reads (WebP, BMP, GIF's first frame, TIFF; CMYK, palette, 16-bit or
+    grayscale JPEG and PNG) is decoded, made RGB and stored as PNG.
+    """
+    if data[:2] == b'\xff\xd8':
+        width, height, components = jpeg_frame(data)
+        if components == 3:
+            return data, (width, height)
+    elif data[:8] == b'\x89PNG\r\n\x1a\n':
+        width, height, depth, colour = png_header(data)
+        if (depth, colour) == (8, 2):
+            return data, (width, height)
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)  # an animation's first frame
+            img.load()
+            if img.mode.startswith('I'):  # 16- or 32-bit grayscale: keep the top 8 bits
+                pixels = np.asarray(img).astype(np.uint32)
+                img = Image.fromarray((pixels >> (8 if pixels.max() < 65536 else 24))
+                                      .astype(np.uint8))
+            rgb = img.convert('RGB')
+    except UnidentifiedImageError:
+        raise ValueError('not an image Pillow can read')
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError('corrupt or truncated ({})'.format(str(e).splitlines()[0][:100]))
+    out = io.BytesIO()
+    rgb.save(out, 'PNG', compress_level=1)
+    return out.getvalue(), rgb.size
+
+
+def folder_files(root):
+    """Every non-hidden file under root, sorted, with symbolic links to folders followed once
+    (a loop of links ends), and the folders that could not be read."""
+    found, seen, unreadable = [], set(), []
+    for folder, subfolders, files in os.walk(root, followlinks=True,
+                                             onerror=lambda e: unreadable.append(e.filename)):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
+        found += [os.path.relpath(os.path.join(folder, f), root) for f in files
+                  if not f.startswith('.')]
+    return sorted(found), unreadable
 
 
 def clamp_bbox(box, width, height):
@@ -228,6 +303,8 @@ def make_example(item, images):
         feature['image/{}/encoded'.format(image_type)].bytes_list.value.append(data)
     if 'identity' in item:
         feature['image/ID'].int64_list.value.extend(item['identity'])
+    if 'label' in item:
+        feature['image/folder/label'].int64_list.value.extend(item['label'])
     if 'attr' in item:
         feature['image/Attr'].float_list.value.extend([1.0 if v > 0 else 0.0 for v in item['attr']])
     for key, name in (('landmarks', 'Landmarks'), ('landmarks_align', 'LandmarksAlign'),
@@ -238,45 +315,55 @@ def make_example(item, images):
 
 
 def encode_item(item, image_dirs, image_types):
-    """Read, check and serialise one image's record; returns (bytes, None) or (None, reason)."""
-    images = {}
+    """Read, check and serialise one image's record; returns (bytes, None, shorter side of the
+    first image) or (None, reason, None)."""
+    images, side = {}, None
     for image_type in image_types:
         path = image_file(image_dirs, image_type, item['id'])
         try:
             with open(path, 'rb') as f:
                 data = f.read()
-        except OSError:
-            return None, 'missing file {}'.format(path)
+        except OSError as e:
+            return None, ('missing file {}'.format(path) if isinstance(e, FileNotFoundError)
+                          else 'cannot read {} ({})'.format(path, e.strerror)), None
         try:
-            size = check_image(data, image_type)
+            if image_type == 'folder':
+                data, size = folder_image(data)
+            else:
+                size = check_image(data, image_type)
         except ValueError as e:
-            return None, 'undecodable image {} ({})'.format(path, e)
-        images[image_type] = (os.path.basename(path), data)
+            return None, 'undecodable image {} ({})'.format(path, e), None
+        side = side or min(size)
+        # a folder's pictures keep their path below it (cats/a.jpg); CelebA's their file name
+        images[image_type] = (item['id'] if image_type == 'folder' else os.path.basename(path), data)
         if image_type == 'img_celeba' and 'bbox' in item:
             if item['bbox'][2] <= 0 or item['bbox'][3] <= 0:
-                return None, 'zero-size bbox {}'.format(item['bbox'])
+                return None, 'zero-size bbox {}'.format(item['bbox']), None
             box = clamp_bbox(item['bbox'], *size)
             if box is None:
-                return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size)
+                return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size), None
             item = dict(item, bbox=box)
-    return make_example(item, images).SerializeToString(), None
+    return make_example(item, images).SerializeToString(), None, side
 
 
 def write_shard(path, items, image_dirs, image_types):
-    """Write one shard under a temporary name and rename it when complete; returns (records, skipped)."""
+    """Write one shard under a temporary name and rename it when complete; returns its manifest
+    entry: records, skipped images with reasons, and how many images are smaller than each
+    training size."""
     tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')
-    skipped = []
-    records = 0
+    entry = {'records': 0, 'skipped': [], 'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in items:
-            record, reason = encode_item(item, image_dirs, image_types)
+            record, reason, side = encode_item(item, image_dirs, image_types)
             if record is None:
-                skipped.append({'image': item['id'], 'reason': reason})
-            else:
-                writer.write(record)
-                records += 1
+                entry['skipped'].append({'image': item['id'], 'reason': reason})
+                continue
+            writer.write(record)
+            entry['records'] += 1
+            for size in TRAINING_SIZES:
+                entry['smaller_than'][size] += side < int(size)
     os.replace(tmp, path)
-    return records, skipped
+    return entry
 
 
 TASKS = []  # (path, items, image dirs, image types) of each shard to write, set by convert()
@@ -285,8 +372,7 @@ TASKS = []  # (path, items, image dirs, image types) of each shard to write, set
 def write_shard_task(index):
     """write_shard for TASKS[index] in a worker process, with the shard's image count for progress."""
     path, items, image_dirs, image_types = TASKS[index]
-    records, skipped = write_shard(path, items, image_dirs, image_types)
-    return path, len(items), records, skipped
+    return path, len(items), write_shard(path, items, image_dirs, image_types)
 
 
 def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
@@ -298,7 +384,7 @@ def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes
     items = []
     for image_id in ids:
         item = {'id': image_id}
-        for key in ('bbox', 'attr', 'landmarks', 'landmarks_align', 'identity'):
+        for key in ('bbox', 'attr', 'landmarks', 'landmarks_align', 'identity', 'label'):
             if key in annotations and (key != 'bbox' or 'img_celeba' in image_types):
                 if image_id not in annotations[key]:
                     raise UsageError('{} has no row for {}: the annotation file is incomplete; '
@@ -311,9 +397,27 @@ def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes
     return list(zip(names, shards))
 
 
-def load_plan(dataset_path, partition, image_types):
+def load_folder_plan(layout):
+    """A folder's pictures, all in the train partition, labelled by their top-level subfolder."""
+    root = layout.image_dirs['folder']
+    files, unreadable = folder_files(root)
+    for folder in unreadable:
+        logging.warning('cannot read the folder %s: its pictures are left out', folder)
+    if not files:
+        raise UsageError('{} holds no pictures (no files but hidden ones{}): point --DatasetPath '
+                         'at the folder of your images.'.format(
+                             root, ', and unreadable folders' if unreadable else ''))
+    classes = sorted({f.split(os.sep, 1)[0] if os.sep in f else '' for f in files})
+    layout.labels = {name: i for i, name in enumerate(classes)}
+    labels = {f: [layout.labels[f.split(os.sep, 1)[0] if os.sep in f else '']] for f in files}
+    return layout, ['folder'], {'train': files}, {'label': labels}
+
+
+def load_plan(dataset_path, partition, image_types, layout='auto'):
     """Detect the layout, read the annotations and return (layout, image types, {partition: ids})."""
-    layout = detect_layout(dataset_path)
+    layout = detect_layout(dataset_path, layout)
+    if layout.name == 'folder':
+        return load_folder_plan(layout)
     if not layout.image_dirs:
         raise UsageError('{} ({} layout) has no image folder: expected one of {}.'.format(
             dataset_path, layout.name, ', '.join(CELEBA_TYPES)))
@@ -351,9 +455,9 @@ def write_manifest(out_dir, manifest):
     os.replace(tmp, os.path.join(out_dir, MANIFEST))
 
 
-def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite):
+def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto'):
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
-    layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types)
+    layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
     for leftover in glob.glob(os.path.join(out_dir, '.CelebA_*.tmp')):
         os.remove(leftover)  # a shard an interrupted run did not finish
@@ -361,6 +465,8 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
     settings = {'source': os.path.abspath(dataset_path), 'layout': layout.name,
                 'image_types': image_types, 'shard_mb': shard_mb,
                 'annotations': sorted(annotations)}
+    if layout.name == 'folder':
+        settings['labels'] = layout.labels  # subfolder name -> image/folder/label
     logging.info('%s: %s layout, image types %s, annotations %s', dataset_path, layout.name,
                  ', '.join(image_types), ', '.join(sorted(annotations)) or 'none')
     tasks, parts = [], {}
@@ -393,13 +499,14 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
 
 
 def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, workers=1,
-            overwrite=False, progress=True):
-    """Convert CelebA to shards in out_dir, resuming finished shards; returns the manifest."""
+            overwrite=False, progress=True, layout='auto'):
+    """Convert CelebA or a folder of pictures to shards in out_dir, resuming finished shards;
+    returns the manifest."""
     global TASKS
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
-                                                shard_mb, overwrite)
+                                                shard_mb, overwrite, layout)
             # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
             # tasks pickled through a 64 KB pipe kept them waiting for this process
             with worker_pool(min(workers, len(TASKS))) as pool, \
@@ -408,10 +515,10 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
                 indices = range(len(TASKS))
                 results = pool.imap_unordered(write_shard_task, indices) if pool else \
                     map(write_shard_task, indices)
-                for path, n_items, records, skipped in results:
+                for path, n_items, entry in results:
                     name = os.path.basename(path)
                     part = name.split('_', 1)[1].split('.', 1)[0]
-                    parts[part]['shards'][name] = {'records': records, 'skipped': skipped}
+                    parts[part]['shards'][name] = entry
                     manifest['partitions'][part] = summarise(parts[part])
                     write_manifest(out_dir, manifest)
                     bar.update(n_items)
@@ -420,6 +527,13 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
                          'again to continue.'.format(out_dir))
     finally:
         TASKS = []
+    if all(parts[p]['settings']['layout'] == 'folder' and not manifest['partitions'][p]['records']
+           for p in parts):
+        entry = manifest['partitions']['train']
+        raise UsageError('none of the {} files under {} is a picture that can be read (first: {} '
+                         '- {}); the skip list is in {}.'.format(
+                             len(entry['skipped']), dataset_path, entry['skipped'][0]['image'],
+                             entry['skipped'][0]['reason'], os.path.join(out_dir, MANIFEST)))
     return manifest
 
 
@@ -442,9 +556,12 @@ def gc_paused():
 
 def summarise(part):
     """The manifest entry of one partition: counts, settings, shards and every skipped image."""
-    skipped = [s for shard in part['shards'].values() for s in shard['skipped']]
-    return dict(part, records=sum(s['records'] for s in part['shards'].values()),
-                skipped=skipped, complete=len(part['shards']) == part['planned_shards'])
+    shards = part['shards'].values()
+    skipped = [s for shard in shards for s in shard['skipped']]
+    smaller = {size: sum(s.get('smaller_than', {}).get(size, 0) for s in shards)
+               for size in TRAINING_SIZES}
+    return dict(part, records=sum(s['records'] for s in shards), skipped=skipped,
+                smaller_than=smaller, complete=len(part['shards']) == part['planned_shards'])
 
 
 def worker_pool(workers):
@@ -529,7 +646,8 @@ def main(_argv):
         start = time.time()
         workers = FLAGS.workers or os.cpu_count() or 1
         manifest = convert(FLAGS.DatasetPath, FLAGS.TFRecordPath, FLAGS.Partition,
-                           FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite)
+                           FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
+                           layout=FLAGS.layout)
     except UsageError as e:
         fail(e)
     images = 0
@@ -537,8 +655,11 @@ def main(_argv):
         images += entry['records']
         print('{:5s}: {:7d} records in {} shards, {} skipped'.format(
             part, entry['records'], len(entry['shards']), len(entry['skipped'])))
-        for skip in entry['skipped']:
+        for skip in entry['skipped'][:20]:
             print('  skipped {}: {}'.format(skip['image'], skip['reason']))
+        if len(entry['skipped']) > 20:
+            print('  ... and {} more: all are listed in {}'.format(
+                len(entry['skipped']) - 20, os.path.join(FLAGS.TFRecordPath, MANIFEST)))
     print('wrote {} in {:.1f} s; check it with python convert_tfrecord.py --verify '
           '--TFRecordPath={}'.format(FLAGS.TFRecordPath, time.time() - start, FLAGS.TFRecordPath))
 

@@ -1,4 +1,5 @@
-"""MNIST, scikit-learn digits and CelebA-TFRecord input pipelines: unbatched float32 images in [-1, 1]."""
+"""Input pipelines (MNIST, scikit-learn's digits, CIFAR-10, and records of CelebA or of any folder of
+pictures): unbatched float32 images in [-1, 1]."""
 import glob
 import json
 import os
@@ -15,6 +16,9 @@ MANIFEST = 'manifest.json'
 NUM_ATTRS = 40
 NUM_LANDMARKS = 10
 GRAYSCALE_TYPES = ('MNIST', 'digits')
+# every --ImageType: records converted from CelebA or from a folder, and arrays read whole
+IMAGE_TYPES = CELEBA_TYPES + ('folder', 'MNIST', 'digits', 'cifar10')
+CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 
 
 def channels(image_type):
@@ -92,6 +96,69 @@ def load_digits(size):
     return digits_like_mnist(read_digits(), size)
 
 
+# ----------------------------------------------------------------------------- CIFAR-10
+
+def read_cifar10(path):
+    """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3]: from the official
+    cifar-10-python.tar.gz, an npz in Keras' layout, or (path None) Keras' download."""
+    if path is None:
+        import keras
+        try:
+            (train_x, _), _ = keras.datasets.cifar10.load_data()
+        except Exception as e:  # any network or cache failure
+            raise UsageError('could not download CIFAR-10 ({}): download {} elsewhere and pass '
+                             '--cifar_path=/path/to/cifar-10-python.tar.gz, or try '
+                             '--ImageType=digits, which needs no download.'.format(
+                                 type(e).__name__, CIFAR_URL))
+        return train_x
+    if not os.path.isfile(path):
+        raise UsageError('--cifar_path {} does not exist: give the official '
+                         'cifar-10-python.tar.gz or an npz with x_train, or leave it empty to '
+                         'download CIFAR-10.'.format(path))
+    try:
+        if path.endswith('.npz'):
+            with np.load(path) as data:
+                if 'x_train' not in data.files:
+                    raise UsageError('{} has no x_train array: it needs Keras\' layout '
+                                     '(x_train, y_train, x_test, y_test).'.format(path))
+                train_x = data['x_train']
+        else:
+            import pickle
+            import tarfile
+            with tarfile.open(path) as tar:
+                batches = sorted(m for m in tar.getnames() if '/data_batch_' in m)
+                if not batches:
+                    raise UsageError('{} holds no cifar-10-batches-py/data_batch_* files: is it '
+                                     'the python version of CIFAR-10 ({})?'.format(path, CIFAR_URL))
+                rows = [pickle.load(tar.extractfile(m), encoding='bytes')[b'data'] for m in batches]
+            train_x = np.concatenate(rows).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except UsageError:
+        raise
+    except Exception as e:
+        raise UsageError('{} could not be read as CIFAR-10 ({}): give the official '
+                         'cifar-10-python.tar.gz or a Keras-layout npz.'.format(path, e))
+    if train_x.ndim != 4 or train_x.shape[1:] != (32, 32, 3) or not len(train_x):
+        raise UsageError('{}: the training images have shape {}, expected [N, 32, 32, 3].'.format(
+            path, train_x.shape))
+    return train_x
+
+
+def load_cifar10(path, size):
+    """CIFAR-10's training images at [size, size, 3] in [-1, 1]: area-shrunk or bilinear-enlarged."""
+    train_x = read_cifar10(path or None)
+    ds = tf.data.Dataset.from_tensor_slices(train_x).batch(1000)
+
+    def scale(x):
+        x = (tf.cast(x, tf.float32) - 127.5) / 127.5
+        if size == 32:
+            return x
+        return tf.clip_by_value(tf.image.resize(x, [size, size], method='area' if size < 32
+                                                else 'bilinear'), -1.0, 1.0)
+
+    ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
+    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(train_x)))
+
+
 # ----------------------------------------------------------------------------- CelebA
 
 def partition_files(tfrecord_dir, partition):
@@ -166,6 +233,8 @@ def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
     else:
         if image_type == 'img_align_celeba_png':
             image = tf.io.decode_png(encoded, channels=3)
+        elif image_type == 'folder':  # JPEG or PNG
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         else:
             image = tf.io.decode_jpeg(encoded, channels=3)
         shape = tf.shape(image)
@@ -179,16 +248,22 @@ def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
     return tf.clip_by_value((image - 127.5) / 127.5, -1.0, 1.0)
 
 
+def load_folder(tfrecord_dir, size):
+    """The pictures of a converted folder (convert_tfrecord.py --layout=folder), centre-cropped to
+    a square and resized to [size, size, 3] in [-1, 1]."""
+    return load_celeba(tfrecord_dir, 'train', 'folder', False, size)
+
+
 def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None):
     """CelebA images of one partition ('all' = train+val+test) as [size, size, 3] in [-1, 1]."""
-    if image_type not in CELEBA_TYPES:
+    if image_type not in CELEBA_TYPES + ('folder',):
         raise UsageError('unknown CelebA image type {}; use one of {}'.format(
             image_type, ', '.join(CELEBA_TYPES)))
     files = files if files is not None else partition_files(tfrecord_dir, partition)
     keys = first_example(files).features.feature
     image_key = 'image/{}/encoded'.format(image_type)
     if image_key not in keys:
-        present = sorted(t for t in CELEBA_TYPES if 'image/{}/encoded'.format(t) in keys)
+        present = sorted(t for t in CELEBA_TYPES + ('folder',) if 'image/{}/encoded'.format(t) in keys)
         raise UsageError('the records in {} do not hold {} (they hold: {}): train with '
                          '--ImageType={} or reconvert with --ImageTypes={}'.format(
                              tfrecord_dir, image_type, ', '.join(present) or 'no images',
@@ -215,6 +290,26 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None):
             cycle_length=min(len(files), 16), block_length=1,
             num_parallel_calls=AUTOTUNE, deterministic=True)
     return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def file_identity(path):
+    """A file's absolute path, size and modification time: changes when the file does."""
+    stat = os.stat(path)
+    return '{} {} {}'.format(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def source_identity(image_type, array_path, tfrecord_dir, partition):
+    """A string naming the training data and when it was made: it changes when the data does.
+
+    array_path is the MNIST or CIFAR-10 file (empty: Keras' download)."""
+    if image_type == 'digits':
+        import sklearn
+        return 'scikit-learn {} digits'.format(sklearn.__version__)
+    if image_type in ('MNIST', 'cifar10'):
+        return '{} {}'.format(image_type, file_identity(array_path) if array_path
+                              else 'Keras download')
+    files = partition_files(tfrecord_dir, 'train' if image_type == 'folder' else partition)
+    return '{} {} {}'.format(image_type, partition, ', '.join(map(file_identity, files)))
 
 
 def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_batches=0):

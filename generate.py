@@ -2,7 +2,6 @@
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -15,9 +14,8 @@ from utils import UsageError  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
                     'file together with --ImageType and --DisInSize')
-flags.DEFINE_enum('ImageType', 'MNIST', ['img_celeba', 'img_align_celeba', 'img_align_celeba_png',
-                                         'MNIST', 'digits'], 'with a .weights.h5 file: MNIST or '
-                  'digits (1 channel) or a CelebA type (3 channels) (default MNIST)')
+flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES), 'with a .weights.h5 file: '
+                  'MNIST or digits (1 channel), or another type (3 channels) (default MNIST)')
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
 flags.DEFINE_string('out', 'samples.png', 'output PNG (default samples.png)')
@@ -102,23 +100,6 @@ def arithmetic_latents(z, groups):
     return np.stack(means + [result]).astype(np.float32)
 
 
-def load_generator(path, image_type, image_size, noise_dim):
-    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it."""
-    if not os.path.isfile(path):
-        raise UsageError('--model {} does not exist: pass models/{{SaveName}}/generator.keras (or '
-                         'Generator.weights.h5) from a training run.'.format(path))
-    try:
-        if path.endswith('.weights.h5'):
-            generator = model.Gen_Net(dataset.channels(image_type), noise_dim, image_size)
-            generator.load_weights(path)
-            return generator
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, OSError) as e:
-        raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
-                         '--DisInSize and --noise_dim of its training run.'.format(
-                             path, str(e).splitlines()[0][:200]))
-
-
 def generate(generator, latents):
     """uint8 images [N, H, W, C] from latents [N, noise_dim]."""
     return utils.to_uint8(generator(np.asarray(latents, np.float32), training=False))
@@ -154,7 +135,8 @@ def main(_argv):
             raise UsageError('pass --model=models/{SaveName}/generator.keras')
         if FLAGS.rows < 1 or FLAGS.cols < 1 or FLAGS.steps < 2:
             raise UsageError('--rows and --cols must be at least 1 and --steps at least 2.')
-        generator = load_generator(FLAGS.model, FLAGS.ImageType, FLAGS.DisInSize, FLAGS.noise_dim)
+        generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType), FLAGS.DisInSize,
+                                         FLAGS.noise_dim)
         name = os.path.basename(os.path.dirname(os.path.abspath(FLAGS.model)))
         utils.check_writable(os.path.dirname(FLAGS.out) or '.')
         images, latents, (rows, cols), title, labels = draw(

@@ -16,13 +16,16 @@ flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
 flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
                   'CelebA partition to train on; all = train, val and test together (default all)')
 flags.DEFINE_enum('ImageType', 'img_celeba',
-                  ['img_celeba', 'img_align_celeba', 'img_align_celeba_png', 'MNIST', 'digits'],
-                  'CelebA image type to train on, MNIST, or digits (scikit-learn\'s 1,797 real '
-                  'handwritten digits, no download) (default img_celeba)')
+                  ['img_celeba', 'img_align_celeba', 'img_align_celeba_png', 'MNIST', 'digits',
+                   'cifar10', 'folder'],
+                  'CelebA image type to train on; MNIST; digits (scikit-learn\'s 1,797 real '
+                  'handwritten digits, no download); cifar10; or folder (records converted from '
+                  'any folder of pictures with convert_tfrecord.py) (default img_celeba)')
 flags.DEFINE_boolean('bbox', True, 'crop img_celeba faces by their bounding box; ignored (reported '
                      'False) for every other type (default True)')
 flags.DEFINE_string('TFRecordPath', trainer.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
-                    'records (default TFRecordFilePath, the seed\'s placeholder)')
+                    '(or folder) records (default TFRecordFilePath, the seed\'s placeholder); '
+                    'with --ImageType=folder its name is the SaveName\'s')
 flags.DEFINE_string('LOG_PATH', 'logs/', 'folder for the CSV loss logs and TensorBoard (default logs/)')
 flags.DEFINE_string('MODEL_PATH', 'models/', 'folder for weights and checkpoints (default models/)')
 flags.DEFINE_string('PLOT_PATH', 'plot/', 'folder for the per-epoch sample grids (default plot/)')
@@ -36,6 +39,8 @@ flags.DEFINE_integer('epochs', 35, 'number of epochs (default 35)')
 
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
                     'download')
+flags.DEFINE_string('cifar_path', '', 'local CIFAR-10: the official cifar-10-python.tar.gz or an npz '
+                    'in Keras\' layout; empty (default) = Keras\' download')
 flags.DEFINE_integer('steps_per_epoch', 0, 'batches per epoch; 0 (default) = the whole dataset')
 flags.DEFINE_integer('save_every', 15, 'save .weights.h5 files every N epochs and after the last '
                      '(default 15)')

@@ -1,5 +1,6 @@
-"""The seed's DCGAN generator and discriminator as Keras 3 functional models."""
+"""The seed's DCGAN generator and discriminator as Keras 3 functional models, and their loading."""
 import math
+import os
 
 import keras
 from keras.layers import (
@@ -14,6 +15,8 @@ from keras.layers import (
     LeakyReLU,
     Reshape,
 )
+
+from utils import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
 
@@ -76,3 +79,20 @@ def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False):
     output = Conv2DTranspose(Channel, (4, 4), strides=(2, 2), padding='same', activation='tanh',
                              dtype='float32')(x)
     return keras.Model(inputs_x, output, name='Generator')
+
+
+def load_generator(path, channels, image_size, noise_dim):
+    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it."""
+    if not os.path.isfile(path):
+        raise UsageError('--model {} does not exist: pass models/{{SaveName}}/generator.keras (or '
+                         'Generator.weights.h5) from a training run.'.format(path))
+    try:
+        if path.endswith('.weights.h5'):
+            generator = Gen_Net(channels, noise_dim, image_size)
+            generator.load_weights(path)
+            return generator
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as e:
+        raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
+                         '--DisInSize and --noise_dim of its training run.'.format(
+                             path, str(e).splitlines()[0][:200]))

@@ -1,7 +1,9 @@
-"""Plot loss CSVs (losses and D's probabilities, several runs overlaid) and animate sample grids."""
+"""Plot loss CSVs (losses and D's probabilities, several runs overlaid), the eval CSVs beside them
+(FID, KID, precision and recall), and animate sample grids."""
 import glob
 import os
 
+import numpy as np
 from absl import app
 from absl import flags
 
@@ -48,6 +50,43 @@ def plot_runs(tables, names, losses_path, probs_path):
         plt.close(fig)
 
 
+def plot_eval(tables, names, path):
+    """Write the evaluation plot of one or more eval CSVs: FID and KID, precision and recall."""
+    plt = utils.pyplot()
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 8), dpi=100, sharex=True)
+    kid_axis = top.twinx()
+    for i, (table, name) in enumerate(zip(tables, names)):
+        epochs, colour = table['epoch'] + 1, colours[i % len(colours)]
+        label = '' if len(tables) == 1 else name + ' '
+        top.plot(epochs, table['FID'], '-o', color=colour, markersize=3, label=label + 'FID')
+        kid_axis.plot(epochs, table['KID'], ':s', color=colour, markersize=3, label=label + 'KID')
+        best = int(np.argmin(table['FID']))
+        top.annotate('best {:.2f}'.format(table['FID'][best]), (epochs[best], table['FID'][best]),
+                     textcoords='offset points', xytext=(0, 8), ha='center', color=colour)
+        bottom.plot(epochs, table['precision'], '-o', color=colour, markersize=3,
+                    label=label + 'precision')
+        bottom.plot(epochs, table['recall'], '--s', color=colour, markersize=3,
+                    label=label + 'recall')
+    top.set_title('Image quality during training' if len(tables) > 1 else
+                  '{}: image quality during training'.format(names[0]))
+    top.set_ylabel('FID (lower is better)')
+    kid_axis.set_ylabel('KID (lower is better)')
+    lines = top.get_legend_handles_labels()
+    extra = kid_axis.get_legend_handles_labels()
+    top.legend(lines[0] + extra[0], lines[1] + extra[1])
+    bottom.set_ylabel('precision, recall (k = 3)')
+    bottom.set_ylim(0, 1.02)
+    bottom.set_xlabel('epoch')
+    bottom.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
     """Animate PNG grids into a looping GIF, each frame labelled (e.g. 'epoch 3')."""
     from PIL import Image, ImageDraw, ImageFont
@@ -63,6 +102,11 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
         frames.append(frame)
     frames[0].save(path, save_all=True, append_images=frames[1:], loop=0,
                    duration=int(seconds_per_frame * 1000))
+
+
+def eval_csv_of(csv_path):
+    """The eval CSV written beside a loss CSV: logs/X-loss.csv -> logs/X-eval.csv."""
+    return csv_path[:-len('-loss.csv')] + '-eval.csv' if csv_path.endswith('-loss.csv') else ''
 
 
 def save_name_of(csv_path):
@@ -89,6 +133,12 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     written = [os.path.join(out_dir, prefix + '-losses.png'),
                os.path.join(out_dir, prefix + '-probabilities.png')]
     plot_runs(tables, names, *written)
+    evaluated = [(utils.read_csv(eval_csv_of(p), utils.EVAL_COLUMNS), n)
+                 for p, n in zip(paths, names) if os.path.isfile(eval_csv_of(p))]
+    evaluated = [(table, n) for table, n in evaluated if len(table['epoch'])]
+    if evaluated:
+        written.append(os.path.join(out_dir, prefix + '-eval.png'))
+        plot_eval(*zip(*evaluated), written[-1])
     if gif:
         for run in sorted({save_name_of(p) for p in paths}):
             frames = sorted(glob.glob(os.path.join(plot_path, run, '[0-9][0-9][0-9].png')))

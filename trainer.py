@@ -19,6 +19,7 @@ from absl import logging
 from tqdm import tqdm
 
 import dataset
+import metrics
 import model
 import utils
 from utils import UsageError
@@ -47,6 +48,7 @@ class Config:
     lr: float = 2e-4
     epochs: int = 35
     mnist_path: str = ''
+    cifar_path: str = ''
     steps_per_epoch: int = 0
     save_every: int = 15
     resume: bool = True
@@ -61,6 +63,12 @@ class Config:
     shuffle_buffer: int = 1000
     strategy: str = 'default'
     sync_bn: bool = False
+    eval_every: int = 0
+    eval_samples: int = 10000
+    ref_samples: int = 50000
+    feature_model: str = ''
+    inception_weights: str = ''
+    stats_dir: str = ''
 
     @property
     def crop_bbox(self):
@@ -69,8 +77,16 @@ class Config:
 
     @property
     def save_name(self):
-        """The seed's SaveName, e.g. MNIST-False or img_celeba-True."""
+        """The seed's SaveName, e.g. MNIST-False or img_celeba-True; a folder's records give
+        their folder's name (records/my_images -> my_images-False)."""
+        if self.ImageType == 'folder':
+            return '{}-False'.format(os.path.basename(os.path.normpath(self.TFRecordPath)))
         return '{}-{}'.format(self.ImageType, self.crop_bbox)
+
+    @property
+    def array_path(self):
+        """The file of an array dataset (MNIST or CIFAR-10); empty for Keras' download."""
+        return {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, '')
 
 
 def configure_tensorflow():
@@ -113,6 +129,18 @@ def create_dataset(config):
     if config.ImageType == 'digits':
         images = dataset.load_digits(size)
         return images, int(images.cardinality())
+    if config.ImageType == 'cifar10':
+        images = dataset.load_cifar10(config.cifar_path, size)
+        return images, int(images.cardinality())
+    if config.ImageType == 'folder':
+        images = dataset.load_folder(config.TFRecordPath, size)
+        manifest = dataset.read_manifest(config.TFRecordPath) or {}
+        entry = manifest.get('partitions', {}).get('train', {})
+        smaller = entry.get('smaller_than', {}).get(str(size), 0)
+        if smaller:
+            logging.warning('%d of the %d images in %s are smaller than %d px: they are upscaled',
+                            smaller, entry['records'], config.TFRecordPath, size)
+        return images, dataset.celeba_size(config.TFRecordPath, 'train')
     if config.TFRecordPath == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
         raise UsageError('no CelebA records given: convert CelebA first (python convert_tfrecord.py '
                          '--DatasetPath=... --TFRecordPath=records) and pass --TFRecordPath=records, '
@@ -123,6 +151,24 @@ def create_dataset(config):
     images = dataset.load_celeba(config.TFRecordPath, config.Partition, config.ImageType,
                                  config.crop_bbox, size, files=files)
     return images, dataset.celeba_size(config.TFRecordPath, config.Partition)
+
+
+def data_source(config):
+    """What the real images are, for the reference-statistics cache: source, partition, crop, size."""
+    return '{}; bbox {}; {} px'.format(
+        dataset.source_identity(config.ImageType, config.array_path, config.TFRecordPath,
+                                config.Partition), config.crop_bbox, config.DisInSize)
+
+
+def default_stats_dir(config):
+    """Where reference statistics are cached by default: beside the records or the npz."""
+    if config.stats_dir:
+        return config.stats_dir
+    if config.ImageType in dataset.CELEBA_TYPES + ('folder',):
+        return os.path.join(config.TFRecordPath, 'fid_stats')
+    if config.array_path:
+        return os.path.join(os.path.dirname(os.path.abspath(config.array_path)), 'fid_stats')
+    return 'fid_stats'
 
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
@@ -214,6 +260,7 @@ def run_outputs(config):
     name = config.save_name
     return [os.path.join(config.MODEL_PATH, name), os.path.join(config.PLOT_PATH, name),
             os.path.join(config.LOG_PATH, name + '-loss.csv'),
+            os.path.join(config.LOG_PATH, name + '-eval.csv'),
             os.path.join(config.LOG_PATH, 'tensorboard', name)]
 
 
@@ -440,6 +487,52 @@ class WeightSaver(Hook):
                                                             'Discriminator.weights.h5'))
 
 
+class Evaluation(Hook):
+    """FID, KID, precision/recall and IS every `every` epochs: a row of the eval CSV, TensorBoard
+    scalars, and best/generator.keras whenever the FID improves."""
+
+    def __init__(self, config, csv_path, best_dir, writer=None):
+        self.config, self.csv_path, self.best_dir, self.writer = config, csv_path, best_dir, writer
+        self.extractor = self.reference = None
+        self.best = float('inf')
+
+    def on_train_begin(self, trainer):
+        c = self.config
+        self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
+            c.feature_model, c.inception_weights))
+        self.reference = metrics.reference_features(
+            self.extractor, trainer.source_images, min(c.ref_samples, trainer.n_images),
+            data_source(c), default_stats_dir(c))
+        utils.start_csv(self.csv_path, int(trainer.epoch), utils.EVAL_COLUMNS)
+        if os.path.isfile(self.csv_path):  # the best FID of the epochs kept
+            self.best = min(utils.read_csv(self.csv_path, utils.EVAL_COLUMNS)['FID'],
+                            default=float('inf'))
+
+    def on_epoch_end(self, trainer, epoch, means):
+        if (epoch + 1) % self.config.eval_every:
+            return
+        result = metrics.evaluate(trainer.Generator, self.extractor, self.reference,
+                                  self.config.eval_samples, seed=trainer.seed)
+        values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
+                  result['is_mean'], result['seconds']]
+        utils.append_csv(self.csv_path, epoch, values)
+        if self.writer:
+            with self.writer.as_default(step=int(trainer.step)):
+                for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
+                    tf.summary.scalar('eval/' + name, value)
+        logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
+                     'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
+                     result['seconds'])
+        if result['fid'] < self.best:
+            self.best = result['fid']
+            os.makedirs(self.best_dir, exist_ok=True)
+            trainer.Generator.save(os.path.join(self.best_dir, 'generator.keras'))
+            with open(os.path.join(self.best_dir, 'best.json'), 'w') as f:
+                json.dump(dict(result, epoch=epoch), f, indent=1)
+            logging.info('Best FID so far: saved %s', os.path.join(self.best_dir,
+                                                                  'generator.keras'))
+
+
 class EpochSummary(Hook):
     """One log line per epoch, and a warning when the discriminator wins completely."""
 
@@ -484,9 +577,9 @@ class Trainer:
             model.num_blocks(c.DisInSize)
         except ValueError as e:
             raise UsageError('--{}'.format(e))
-        if c.ImageType not in dataset.GRAYSCALE_TYPES + dataset.CELEBA_TYPES:
+        if c.ImageType not in dataset.IMAGE_TYPES:
             raise UsageError('--ImageType={} is not one of {}.'.format(
-                c.ImageType, ', '.join(dataset.GRAYSCALE_TYPES + dataset.CELEBA_TYPES)))
+                c.ImageType, ', '.join(dataset.IMAGE_TYPES)))
         keras.backend.clear_session()  # fresh layer names and seed generators for each run
         keras.mixed_precision.set_global_policy(POLICIES[c.mixed_precision])
         self.strategy = make_strategy(c.strategy)
@@ -509,6 +602,7 @@ class Trainer:
         for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
             utils.check_writable(folder)
         self.images, self.n_images = create_dataset(c)
+        self.source_images = self.images
         full_epoch = (self.n_images // c.BATCH_SIZE if c.jit
                       else math.ceil(self.n_images / c.BATCH_SIZE))
         if full_epoch == 0:
@@ -588,6 +682,9 @@ class Trainer:
         hooks = [ProgressBar(), CsvLogger(self.csv_path), SampleGrids(plot_dir, writer)]
         if writer:
             hooks.append(TensorBoardScalars(writer, c.log_every))
+        if c.eval_every:
+            hooks.append(Evaluation(c, os.path.join(c.LOG_PATH, '{}-eval.csv'.format(c.save_name)),
+                                    os.path.join(self.model_dir, 'best'), writer))
         return hooks + [WeightSaver(self.model_dir, c.save_every, c.epochs), EpochSummary(plot_dir)]
 
     # --------------------------------------------------------------- train
@@ -617,7 +714,7 @@ class Trainer:
                 c.noise_dim, c.BATCH_SIZE, self.seed, batches.element_spec, c.jit)
         self.epoch_lr = float(self.G_opt.learning_rate)  # boundaries fall between epochs
         self.call_hooks('on_epoch_begin', epoch)
-        for image_batch in batches_or_fail(batches, c.mnist_path or c.TFRecordPath):
+        for image_batch in batches_or_fail(batches, c.array_path or c.TFRecordPath):
             step = int(self.step)
             values = self.train_step(image_batch, tf.constant(step, tf.int64)).numpy()
             if not np.all(np.isfinite(values)):

@@ -9,7 +9,13 @@ import tensorflow as tf
 
 CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
 CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
-CSV_FORMAT = '{:5d},{:.6f},{:.6f},{:.6f},{:.6f}\n'
+# the eval CSV of --eval_every (evaluate.py's metrics)
+EVAL_COLUMNS = ('epoch', 'FID', 'KID', 'precision', 'recall', 'IS', 'seconds')
+
+
+def csv_format(width):
+    """The row format of a CSV log of width columns: a 0-based epoch, then values with 6 decimals."""
+    return '{:5d}' + ',{:.6f}' * (width - 1) + '\n'
 
 
 class UsageError(Exception):
@@ -102,55 +108,62 @@ def generate_and_save_images(predictions, epoch, save_dir):
 
 # ----------------------------------------------------------------------------- CSV log
 
-def read_loss_csv(path):
-    """Read a loss CSV into {column: np.ndarray}, up to its last complete row."""
+def read_csv(path, columns=CSV_COLUMNS):
+    """Read a CSV log (the loss CSV by default) into {column: np.ndarray}, up to its last complete row."""
+    kind = 'loss' if columns == CSV_COLUMNS else 'eval'
     if not os.path.isfile(path):
-        raise UsageError('{} does not exist: pass a loss CSV written by main.py '
-                         '(logs/{{SaveName}}-loss.csv).'.format(path))
+        raise UsageError('{} does not exist: pass a {} CSV written by main.py '
+                         '(logs/{{SaveName}}-{}.csv).'.format(path, kind, kind))
     with open(path) as f:
         text = f.read()
     lines = text.split('\n')
+    header = ','.join(columns)
     if not lines[0].strip():
         raise UsageError('{} is empty: it has no header; was the run started?'.format(path))
-    if lines[0].strip() != CSV_HEADER.strip():
-        raise UsageError('{} has header "{}", expected "{}": is it a loss CSV from '
-                         'main.py?'.format(path, lines[0].strip(), CSV_HEADER.strip()))
+    if lines[0].strip() != header:
+        raise UsageError('{} has header "{}", expected "{}": is it a {} CSV from '
+                         'main.py?'.format(path, lines[0].strip(), header, kind))
     # the last piece has no newline: a row still being written, or '' after a complete file
     rows = []
     for number, line in enumerate(lines[1:-1], start=2):
         fields = line.split(',')
         try:
-            if len(fields) != len(CSV_COLUMNS):
+            if len(fields) != len(columns):
                 raise ValueError
             rows.append([int(fields[0])] + [float(v) for v in fields[1:]])
         except ValueError:
-            raise UsageError('{} line {} is not a row of {} numbers: "{}"'.format(
-                path, number, len(CSV_COLUMNS), line))
-    table = np.array(rows, dtype=np.float64).reshape(-1, len(CSV_COLUMNS))
-    out = {name: table[:, i] for i, name in enumerate(CSV_COLUMNS)}
+            raise UsageError('{} line {} is not a row of {} numbers: "{}"; fix or delete that '
+                             'line.'.format(path, number, len(columns), line))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
+    out = {name: table[:, i] for i, name in enumerate(columns)}
     out['epoch'] = out['epoch'].astype(np.int64)
     return out
 
 
-def start_csv(path, keep_epochs):
-    """Open the loss CSV for a run that starts at epoch keep_epochs (0 = fresh), dropping later rows."""
+def read_loss_csv(path):
+    """Read a loss CSV into {column: np.ndarray}, up to its last complete row."""
+    return read_csv(path, CSV_COLUMNS)
+
+
+def start_csv(path, keep_epochs, columns=CSV_COLUMNS):
+    """Open a CSV log for a run that starts at epoch keep_epochs (0 = fresh), dropping later rows."""
     kept = []
     if keep_epochs > 0 and os.path.isfile(path):
-        table = read_loss_csv(path)
-        kept = [CSV_FORMAT.format(int(row[0]), *row[1:]) for row in zip(*table.values())
-                if row[0] < keep_epochs]
+        table = read_csv(path, columns)
+        kept = [csv_format(len(columns)).format(int(row[0]), *row[1:])
+                for row in zip(*table.values()) if row[0] < keep_epochs]
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
-        f.write(CSV_HEADER)
+        f.write(','.join(columns) + '\n')
         f.writelines(kept)
     os.replace(tmp, path)
     return len(kept)
 
 
 def append_csv(path, epoch, values):
-    """Append one epoch's row (Real_P, Fake_P, Gen_loss, Dis_loss) to the loss CSV."""
+    """Append one epoch's row of values (all columns after epoch) to a CSV log."""
     with open(path, 'a') as f:
-        f.write(CSV_FORMAT.format(epoch, *[float(v) for v in values]))
+        f.write(csv_format(len(values) + 1).format(epoch, *[float(v) for v in values]))
         f.flush()
         os.fsync(f.fileno())
 

@@ -1,6 +1,7 @@
 """Shared fixtures: generated MNIST and CelebA data, in-process training runs, and helpers to run
 the entry points as processes (tests that need a process are marked slow)."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -37,6 +38,17 @@ def train_in_process(folder, extra_hooks=(), **changes):
     run = trainer.Trainer(small_config(folder, **changes), extra_hooks)
     run.run()
     return run
+
+
+class StopAt(trainer.Hook):
+    """Asks the run to stop after global step `step`, as Ctrl-C would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, run, step, values):
+        if step == self.step:
+            run.stop.signal = signal.SIGINT
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import trainer
-from conftest import (SMALL, run_script, script_env, small_config, start_script,
+from conftest import (SMALL, StopAt, run_script, script_env, small_config, start_script,
                       train_in_process)
 from utils import UsageError
 
@@ -192,17 +192,6 @@ def test_malformed_csv_row_on_resume_is_one_clear_error(one_epoch, mnist_npz):
         f.write('oops,1,2,3,4\n')
     with pytest.raises(UsageError, match='MNIST-False-loss.csv line 3 is not a row of 5 numbers'):
         rerun(one_epoch, mnist_npz, epochs=2)
-
-
-class StopAt(trainer.Hook):
-    """Asks the run to stop after global step `step`, as Ctrl-C would."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, run, step, values):
-        if step == self.step:
-            run.stop.signal = signal.SIGINT
 
 
 def test_stop_request_then_resume_in_process_is_exact(mnist_npz, tmp_path):

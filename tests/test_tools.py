@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import generate
+import model
 import utils
 from conftest import error_line, run_script, train_in_process
 from plot_logs import plot_logs
@@ -23,8 +24,8 @@ def trained(mnist_npz, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def G(trained):
-    return generate.load_generator(os.path.join(trained, 'models', 'MNIST-False',
-                                                'generator.keras'), 'MNIST', 32, 100)
+    return model.load_generator(os.path.join(trained, 'models', 'MNIST-False',
+                                                'generator.keras'), 1, 32, 100)
 
 
 def png(path):
@@ -128,17 +129,17 @@ def test_arithmetic_a_equal_c_b_empty_gives_a_mean(G):
 
 def test_generate_from_weights_file(trained, G):
     weights = os.path.join(trained, 'models', 'MNIST-False', 'Generator.weights.h5')
-    from_weights = generate.load_generator(weights, 'MNIST', 32, 100)
+    from_weights = model.load_generator(weights, 1, 32, 100)
     z = np.random.default_rng(1).standard_normal((3, 100))
     np.testing.assert_array_equal(generate.generate(from_weights, z), generate.generate(G, z))
     with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize and --noise_dim of '
                        'its training run'):
-        generate.load_generator(weights, 'MNIST', 64, 100)
+        model.load_generator(weights, 1, 64, 100)
 
 
 def test_generate_bad_input(G):
     with pytest.raises(UsageError, match='--model nope.keras does not exist'):
-        generate.load_generator('nope.keras', 'MNIST', 32, 100)
+        model.load_generator('nope.keras', 1, 32, 100)
     with pytest.raises(UsageError, match='is not A-B\\+C with comma-separated sample indices'):
         generate.draw(G, 4, 4, 0, arithmetic='1,2+3')
     with pytest.raises(UsageError, match=r'indices \[40\] are outside the grid of 16 samples'):

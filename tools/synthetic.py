@@ -134,3 +134,43 @@ def write_celeba(root, n=36, layout='official', wild_size=(96, 112), align_size=
         txt(os.path.join(anno_dir, 'identity_CelebA.txt'), rows['id'])
         txt(os.path.join(eval_dir, 'list_eval_partition.txt'), rows['part'])
     return bboxes
+
+
+def write_folder(root, seed=0):
+    """A folder of pictures as users have them: nested class folders, every format and colour mode
+    the converter handles, and things it must skip. Returns {relative path: skip reason or None}."""
+    rng = np.random.default_rng(seed)
+    files = {}
+
+    def picture(rel, img, fmt, **options):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        img.save(path, fmt, **options)
+        files[rel] = None
+
+    def rgb(w, h):
+        return Image.fromarray(smooth_image(rng, w, h))
+
+    picture('cats/a.jpg', rgb(40, 30), 'JPEG')
+    picture('cats/b.png', rgb(33, 47), 'PNG')
+    picture('cats/deeper/c.webp', rgb(36, 36), 'WEBP')
+    picture('dogs/d.bmp', rgb(50, 40), 'BMP')
+    picture('dogs/e_cmyk.jpg', rgb(40, 40).convert('CMYK'), 'JPEG')
+    picture('dogs/f_gray.jpg', rgb(40, 40).convert('L'), 'JPEG')
+    sixteen = (np.asarray(rgb(40, 40).convert('L'), np.uint16) * 257).astype(np.uint16)
+    picture('dogs/g_16bit.png', Image.fromarray(sixteen), 'PNG')
+    picture('dogs/h_palette.gif', rgb(40, 40).convert('P'), 'GIF')
+    picture('dogs/i.tiff', rgb(20, 20), 'TIFF')  # smaller than 32 px: upscaled for training
+    picture('top.jpg', rgb(64, 48), 'JPEG')  # directly in the folder: label of ''
+    # things to skip: a cut-off JPEG, a text file with an image name, hidden files
+    data = encode(smooth_image(rng, 40, 40), 'JPEG')
+    with open(os.path.join(root, 'cats', 'truncated.jpg'), 'wb') as f:
+        f.write(data[:len(data) // 2])
+    files['cats/truncated.jpg'] = 'truncated'
+    with open(os.path.join(root, 'dogs', 'notes.jpg'), 'w') as f:
+        f.write('not a picture\n')
+    files['dogs/notes.jpg'] = 'not an image'
+    for hidden in ('.DS_Store', 'cats/.hidden.jpg'):
+        with open(os.path.join(root, hidden), 'wb') as f:
+            f.write(data)
+    return files

@@ -1,0 +1,203 @@
+"""Your own pictures and CIFAR-10: folder conversion, training on it, and the CIFAR-10 readers."""
+import io
+import json
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import convert_tfrecord
+import dataset
+import utils
+from conftest import error_line, run_script, train_in_process
+from tools import synthetic
+from utils import UsageError
+
+
+@pytest.fixture(scope='module')
+def pictures(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('pictures') / 'my_images')
+    return root, synthetic.write_folder(root)
+
+
+@pytest.fixture(scope='module')
+def folder_records(pictures, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('records') / 'my_images')
+    return out, convert_tfrecord.convert(pictures[0], out, 'all', shard_mb=0.001, progress=False)
+
+
+def records_of(out):
+    examples = []
+    for path in sorted(tf.io.gfile.glob(dataset.record_pattern(out, 'train'))):
+        examples += [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+    return examples
+
+
+def test_a_plain_folder_is_detected_and_every_picture_converted(pictures, folder_records):
+    files = pictures[1]
+    out, manifest = folder_records
+    entry = manifest['partitions']['train']
+    assert list(manifest['partitions']) == ['train'] and entry['complete']
+    assert entry['settings']['layout'] == 'folder'  # no --layout needed
+    assert entry['records'] == sum(reason is None for reason in files.values()) == 10
+    # each skip with its reason; hidden files and .DS_Store are not even tried
+    skipped = {s['image']: s['reason'] for s in entry['skipped']}
+    assert set(skipped) == {f for f, reason in files.items() if reason}
+    for name, reason in skipped.items():
+        assert files[name] in reason
+    assert entry['settings']['labels'] == {'': 0, 'cats': 1, 'dogs': 2}
+    assert entry['smaller_than'] == {'32': 2, '64': 10, '128': 10}  # shorter sides 20 and 30
+    examples = {e.features.feature['image/folder/filename'].bytes_list.value[0].decode(): e
+                for e in records_of(out)}
+    assert set(examples) == {f for f, reason in files.items() if reason is None}
+    label = {name: e.features.feature['image/folder/label'].int64_list.value[0]
+             for name, e in examples.items()}
+    assert label['top.jpg'] == 0 and label['cats/deeper/c.webp'] == 1 and label['dogs/d.bmp'] == 2
+    # JPEG and 8-bit RGB PNG are stored as they are; the others become RGB PNG
+    encoded = {n: e.features.feature['image/folder/encoded'].bytes_list.value[0]
+               for n, e in examples.items()}
+    with open(os.path.join(pictures[0], 'cats', 'a.jpg'), 'rb') as f:
+        assert encoded['cats/a.jpg'] == f.read()
+    for name in ('cats/deeper/c.webp', 'dogs/e_cmyk.jpg', 'dogs/f_gray.jpg', 'dogs/g_16bit.png',
+                 'dogs/h_palette.gif', 'dogs/i.tiff', 'dogs/d.bmp'):
+        with Image.open(io.BytesIO(encoded[name])) as img:
+            assert (img.format, img.mode) == ('PNG', 'RGB'), name
+    # a 16-bit picture keeps its tones: its top 8 bits
+    with Image.open(os.path.join(pictures[0], 'dogs', 'g_16bit.png')) as img:
+        want = (np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)
+    with Image.open(io.BytesIO(encoded['dogs/g_16bit.png'])) as img:
+        np.testing.assert_array_equal(np.asarray(img)[..., 0], want)
+    assert convert_tfrecord.verify(out, progress=False) == []
+
+
+def test_training_on_a_folder_uses_its_name(folder_records, tmp_path, caplog):
+    out, _ = folder_records
+    run = train_in_process(tmp_path, ImageType='folder', TFRecordPath=out, epochs=1,
+                           steps_per_epoch=2, BATCH_SIZE=4, seed=1)
+    assert run.config.save_name == 'my_images-False' and run.n_images == 10
+    assert '2 of the 10 images in {} are smaller than 32 px: they are upscaled'.format(out) \
+        in caplog.text
+    table = utils.read_loss_csv(str(tmp_path / 'logs' / 'my_images-False-loss.csv'))
+    assert list(table['epoch']) == [0]
+    with Image.open(tmp_path / 'plot' / 'my_images-False' / '001.png') as img:
+        assert img.mode == 'RGB' and img.size == (138, 138)
+    images = np.stack(list(dataset.load_folder(out, 32).as_numpy_iterator()))
+    assert images.shape == (10, 32, 32, 3) and images.min() >= -1 and images.max() <= 1
+
+
+def test_interrupted_folder_conversion_resumes_to_the_same_records(pictures, folder_records,
+                                                                     tmp_path, monkeypatch):
+    out = str(tmp_path / 'rec')
+    real = convert_tfrecord.write_shard_task
+    calls = []
+
+    def interrupted(index):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(index)
+        return real(index)
+
+    monkeypatch.setattr(convert_tfrecord, 'write_shard_task', interrupted)
+    with pytest.raises(UsageError, match='interrupted: finished shards are kept'):
+        convert_tfrecord.convert(pictures[0], out, 'all', shard_mb=0.001, progress=False)
+    monkeypatch.setattr(convert_tfrecord, 'write_shard_task', real)
+    manifest = convert_tfrecord.convert(pictures[0], out, 'all', shard_mb=0.001, progress=False)
+    assert manifest['partitions']['train']['records'] == 10
+    assert [e.SerializeToString() for e in records_of(out)] == \
+        [e.SerializeToString() for e in records_of(folder_records[0])]
+
+
+@pytest.mark.parametrize('make,message', [
+    (lambda root: os.makedirs(root), 'holds no pictures'),
+    (lambda root: open(root, 'w').close(), 'is a file: point it at the folder'),
+])
+def test_empty_folder_and_file(tmp_path, make, message):
+    root = str(tmp_path / 'src')
+    make(root)
+    with pytest.raises(UsageError, match=message):
+        convert_tfrecord.convert(root, str(tmp_path / 'rec'), 'all', progress=False)
+
+
+def test_no_readable_pictures_is_one_message_with_the_skip_list(tmp_path):
+    root = tmp_path / 'src'
+    root.mkdir()
+    for i in range(300):
+        (root / 'file{:03d}.txt'.format(i)).write_text('text')
+    with pytest.raises(UsageError, match=r'none of the 300 files under .* is a picture that can be '
+                       r'read \(first: file000.txt - undecodable image .*not an image'):
+        convert_tfrecord.convert(str(root), str(tmp_path / 'rec'), 'all', progress=False)
+    skipped = json.load(open(tmp_path / 'rec' / 'manifest.json'))['partitions']['train']['skipped']
+    assert len(skipped) == 300
+
+
+def test_symlink_loop_ends(tmp_path):
+    root = tmp_path / 'src'
+    (root / 'a').mkdir(parents=True)
+    Image.new('RGB', (40, 40), 'red').save(root / 'a' / 'x.png')
+    os.symlink(str(root), str(root / 'a' / 'loop'))  # a/loop -> src: would recurse forever
+    os.symlink(str(root / 'a'), str(root / 'again'))
+    manifest = convert_tfrecord.convert(str(root), str(tmp_path / 'rec'), 'all', progress=False)
+    assert manifest['partitions']['train']['records'] == 1
+
+
+def test_layout_folder_forces_a_celeba_folder_to_be_pictures(tmp_path):
+    root = str(tmp_path / 'celeba')
+    synthetic.write_celeba(root, n=4)
+    manifest = convert_tfrecord.convert(root, str(tmp_path / 'rec'), 'all', progress=False,
+                                        layout='folder')
+    entry = manifest['partitions']['train']
+    assert entry['settings']['layout'] == 'folder'
+    assert entry['records'] == 12  # the three image folders' pictures; the annotation files skipped
+    assert len(entry['skipped']) == 6
+
+
+def write_cifar_tarball(path, n=40):
+    """A cifar-10-python.tar.gz in the official layout with n images per batch file."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5 * n, 32, 32, 3), dtype=np.uint8)
+    with tarfile.open(path, 'w:gz') as tar:
+        for i in range(5):
+            rows = images[i * n:(i + 1) * n].transpose(0, 3, 1, 2).reshape(n, 3072)
+            data = pickle.dumps({b'data': rows, b'labels': list(range(n))})
+            info = tarfile.TarInfo('cifar-10-batches-py/data_batch_{}'.format(i + 1))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return images
+
+
+def test_cifar10_tarball_reads_and_trains(tmp_path):
+    path = str(tmp_path / 'cifar-10-python.tar.gz')
+    images = write_cifar_tarball(path)
+    np.testing.assert_array_equal(dataset.read_cifar10(path), images)
+    first = next(iter(dataset.load_cifar10(path, 32))).numpy()
+    np.testing.assert_allclose(first, (images[0] - 127.5) / 127.5, atol=1e-6)
+    assert next(iter(dataset.load_cifar10(path, 64))).shape == (64, 64, 3)
+    run = train_in_process(tmp_path, ImageType='cifar10', cifar_path=path, epochs=1,
+                           steps_per_epoch=2, seed=1)
+    assert run.config.save_name == 'cifar10-False' and run.n_images == 200
+    with Image.open(tmp_path / 'plot' / 'cifar10-False' / '001.png') as img:
+        assert img.mode == 'RGB'
+    np.savez(tmp_path / 'cifar.npz', x_train=images[:7], y_train=np.zeros(7))
+    assert dataset.read_cifar10(str(tmp_path / 'cifar.npz')).shape == (7, 32, 32, 3)
+    with pytest.raises(UsageError, match='holds no cifar-10-batches-py/data_batch'):
+        with tarfile.open(tmp_path / 'empty.tar.gz', 'w:gz'):
+            pass
+        dataset.read_cifar10(str(tmp_path / 'empty.tar.gz'))
+
+
+@pytest.mark.slow
+def test_folder_cli_converts_and_names_skips(pictures, tmp_path):
+    result = run_script('convert_tfrecord.py', ['--DatasetPath=' + pictures[0],
+                                                '--TFRecordPath=' + str(tmp_path / 'rec')],
+                        str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert 'folder layout' in result.stderr
+    assert 'train:      10 records' in result.stdout and 'skipped dogs/notes.jpg' in result.stdout
+    line = error_line(run_script('convert_tfrecord.py', ['--DatasetPath=' + str(tmp_path / 'rec' /
+                                                                                 'manifest.json'),
+                                                         '--TFRecordPath=x'], str(tmp_path)))
+    assert 'is a file' in line
