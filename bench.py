@@ -1,4 +1,5 @@
 """Measure input-pipeline and train_step throughput against a seed-faithful reference, in one process."""
+import glob
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import dataset  # noqa: E402
+import metrics  # noqa: E402
 import trainer  # noqa: E402
 from tools import synthetic  # noqa: E402
 
@@ -30,8 +32,16 @@ flags.DEFINE_integer('repeats', 2, 'timed runs of each pipeline, interleaved; th
                      '(default 2)')
 flags.DEFINE_integer('celeba_images', 600, 'CelebA-layout images to generate when no '
                      '--bench_records is given (default 600)')
-flags.DEFINE_string('bench_records', '', 'converted CelebA records to read (default: generate some)')
+flags.DEFINE_string('bench_records', '', 'converted CelebA records to read (default: generate some); '
+                    'needs --bench_celeba, its source, for the preresized records')
+flags.DEFINE_string('bench_celeba', '', 'a CelebA folder to convert (default: generate '
+                    '--celeba_images images)')
 flags.DEFINE_string('bench_mnist', '', 'a Keras-layout mnist.npz (default: generate 8,192 digits)')
+flags.DEFINE_list('loops', ['1', '4', '16'], 'steps per loop to time in the dispatch section, at '
+                  'DisInSize 32, batch 16, fp32 (default 1,4,16)')
+flags.DEFINE_integer('loop_steps', 32, 'timed steps per steps-per-loop value (default 32)')
+flags.DEFINE_integer('inception_images', 64, 'images timed through InceptionV3 at 299x299 '
+                     '(default 64)')
 
 MODES = {'fp32': ('none', False), 'bf16': ('bf16', False), 'fp16': ('fp16', False),
          'jit': ('none', True), 'jit_bf16': ('bf16', True), 'jit_fp16': ('fp16', True)}
@@ -143,6 +153,52 @@ def time_train(mode, batch, size, steps, warmup):
     return rate, G, D
 
 
+def time_loops(loops, steps, batch=16, size=32):
+    """images/s and seconds per step of the device loop for each steps-per-loop value, fp32."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    strategy = tf.distribute.get_strategy()
+    step = tf.Variable(0, dtype=tf.int64)
+    in_epoch = tf.Variable(0, dtype=tf.int64)
+    sums = tf.Variable(tf.zeros([4], tf.float64))
+    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, step=step)
+    images = tf.data.Dataset.from_tensors(tf.random.uniform([batch, size, size, 3], -1, 1))
+    batches = strategy.experimental_distribute_dataset(images.repeat())
+    train_step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0,
+                                         batches.element_spec)
+    loop = trainer.make_train_loop(train_step, step, in_epoch, sums)
+    iterator = iter(batches)
+    result = {}
+    for k in loops:
+        for _ in range(2):  # warm-up: tracing, and a first loop of this length
+            loop(iterator, tf.constant(k, tf.int64))[0].numpy()
+        start = time.perf_counter()
+        for _ in range(max(1, steps // k)):
+            loop(iterator, tf.constant(k, tf.int64))[0].numpy()
+        seconds = (time.perf_counter() - start) / (max(1, steps // k) * k)
+        result[k] = {'img_s': batch / seconds, 'ms_per_step': 1000 * seconds}
+    return result
+
+
+def time_inception(count, batch=16):
+    """InceptionV3 feature extraction at 299x299 (random weights: the same speed), images/s."""
+    keras.backend.clear_session()
+    extractor = metrics.FeatureExtractor(metrics.inception_v3(None), 'inception_v3')
+    images = tf.random.uniform([batch, 64, 64, 3], -1, 1)
+    extractor(iter([images]), batch, 'warm-up')
+    start = time.perf_counter()
+    extractor(iter([images] * max(1, count // batch)), count, 'InceptionV3')
+    return max(1, count // batch) * batch / (time.perf_counter() - start)
+
+
+def convert(root, out, *args):
+    """convert_tfrecord.py on a CelebA folder's train partition, in its own process."""
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 'convert_tfrecord.py'),
+                    '--DatasetPath=' + root, '--TFRecordPath=' + out, '--Partition=train',
+                    '--shard_mb=8'] + list(args), check=True, capture_output=True)
+
+
 def main(_argv):
     trainer.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')
@@ -151,29 +207,36 @@ def main(_argv):
     modes = FLAGS.modes or [m for m in MODES if gpus or m != 'fp16']
     work = tempfile.mkdtemp(prefix='dcgan-bench-')
     mnist = FLAGS.bench_mnist or synthetic.write_mnist(os.path.join(work, 'mnist.npz'), 8192, 16)
-    records = FLAGS.bench_records
+    records, root = FLAGS.bench_records, FLAGS.bench_celeba
     if not records:
-        root, records = os.path.join(work, 'celeba'), os.path.join(work, 'records')
-        synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
-                               align_size=(178, 218), split=(1.0, 0.0), grain=3, wild_quality=90)
-        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                     'convert_tfrecord.py'),
-                        '--DatasetPath=' + root, '--TFRecordPath=' + records, '--Partition=train',
-                        '--shard_mb=8'], check=True, capture_output=True)
+        records = os.path.join(work, 'records')
+        if not root:
+            root = os.path.join(work, 'celeba')
+            synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
+                                   align_size=(178, 218), split=(1.0, 0.0), grain=3,
+                                   wild_quality=90)
+        convert(root, records)
+    preresized = os.path.join(work, 'preresized')
+    convert(root, preresized, '--image_size={}'.format(FLAGS.size))
+    record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(dataset.record_pattern(path, '*')))
+                 / 1e6 for name, path in (('full', records), ('preresized', preresized))}
     print('device: {}; batch {}, {}x{} images'.format(device, FLAGS.batch, FLAGS.size, FLAGS.size))
 
     B, S, n = FLAGS.batch, FLAGS.size, FLAGS.pipeline_batches
     faces = dataset.load_celeba(records, 'train', 'img_celeba', True, S)
+    small_faces = dataset.load_celeba(preresized, 'train', 'img_celeba', True, S)
     digits = dataset.load_mnist(mnist, S)
     # cached: time the second epoch on, once the first has filled the cache
-    epoch = {name: -(-int(ds.reduce(0, lambda k, _: k + 1)) // B) + 3
-             for name, ds in (('mnist', digits), ('faces', faces))}
+    counts = {name: int(ds.reduce(0, lambda k, _: k + 1))
+              for name, ds in (('mnist', digits), ('faces', faces))}
+    epoch = {name: -(-count // B) + 3 for name, count in counts.items()}
     ours = {
         'mnist': lambda: time_batches(our_pipeline(digits, B), n, B),
         'mnist_cache': lambda: time_batches(our_pipeline(digits, B, True), n, B, epoch['mnist']),
         'celeba_bbox': lambda: time_batches(our_pipeline(faces, B), n, B),
         'celeba_bbox_cache': lambda: time_batches(our_pipeline(faces, B, True), n, B,
                                                   epoch['faces']),
+        'celeba_bbox_preresized': lambda: time_batches(our_pipeline(small_faces, B), n, B),
     }
     seeds = {
         'mnist': lambda: time_batches(seed_mnist_pipeline(mnist, S, B), n, B),
@@ -187,8 +250,12 @@ def main(_argv):
     print('\n{:<20s} {:>14s} {:>14s} {:>7s}'.format('input pipeline', 'seed img/s', 'ours img/s',
                                                     'ratio'))
     for name, rate in pipeline.items():
-        ref = reference_pipeline[name.replace('_cache', '')]
+        ref = reference_pipeline[name.replace('_cache', '').replace('_preresized', '')]
         print('{:<20s} {:14.0f} {:14.0f} {:6.1f}x'.format(name, ref, rate, rate / ref))
+
+    print('records of {} images: {:.1f} MB full, {:.1f} MB preresized to {} px ({:.1f}x '
+          'smaller)'.format(counts['faces'], record_mb['full'], record_mb['preresized'], S,
+                            record_mb['full'] / record_mb['preresized']))
 
     reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup)
     flop = step_flops(G, D, B)
@@ -207,6 +274,24 @@ def main(_argv):
         print('{:<10s} {:10.1f} {:8.2f}x {:9.0f} {:>12s}'.format(mode, rate, rate / reference,
                                                                 gflops, share))
     best = max(train, key=train.get)
+    # auto picks a precision, not XLA: it is right if no other precision without XLA was faster
+    auto_mode, auto_reason = trainer.auto_precision()
+    auto_key = {'none': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[auto_mode]
+    fastest = max((m for m in ('fp32', 'bf16', 'fp16') if m in train), key=train.get)
+    print('\n--mixed_precision=auto picks {} here ({}); the fastest precision measured is {}'
+          '{}'.format(auto_key, auto_reason, fastest, '' if auto_key == fastest else
+                      ': auto is WRONG on this machine'))
+
+    loops = time_loops([int(k) for k in FLAGS.loops], FLAGS.loop_steps)
+    print('\n{:<16s} {:>10s} {:>12s}'.format('steps per loop', 'images/s', 'ms per step'))
+    for k, row in loops.items():
+        print('{:<16d} {:10.1f} {:12.1f}'.format(k, row['img_s'], row['ms_per_step']))
+    most = max(loops)
+    host_ms = loops[min(loops)]['ms_per_step'] - loops[most]['ms_per_step']
+    print('host time per step saved by {} steps per loop: {:.1f} ms (DisInSize 32, batch 16, '
+          'fp32)'.format(most, host_ms))
+    inception = time_inception(FLAGS.inception_images)
+    print('InceptionV3 features at 299x299: {:.1f} images/s'.format(inception))
     print('\nmodel: {:.1f} GFLOP per step at batch {} ({:.2f} per image: forward+backward); '
           'matmul peak measured here: {}'.format(
               flop / 1e9, B, flop / B / 1e9,
@@ -221,6 +306,16 @@ def main(_argv):
         'best_mode': best,
         'best_gflop_s': round(train[best] / B * flop / 1e9, 1),
         'matmul_peak_gflop_s': {k: round(v, 1) for k, v in peak.items() if v},
+        'auto_mode': auto_key,
+        'auto_is_fastest': auto_key == fastest,
+        'dispatch': {str(k): {'img_s': round(v['img_s'], 2),
+                              'ms_per_step': round(v['ms_per_step'], 2)} for k, v in loops.items()},
+        'dispatch_host_ms_per_step': round(host_ms, 2),
+        'inception_img_s': round(inception, 1),
+        'preresized_pipeline_img_s': round(pipeline['celeba_bbox_preresized'], 1),
+        'preresized_vs_seed': round(pipeline['celeba_bbox_preresized']
+                                    / reference_pipeline['celeba_bbox'], 2),
+        'record_mb': {k: round(v, 2) for k, v in record_mb.items()},
     }))
 
 

@@ -20,6 +20,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import dataset  # noqa: E402
 from dataset import (CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS,  # noqa: E402
                      read_manifest, record_pattern)
 from utils import UsageError, check_writable, fail  # noqa: E402
@@ -41,6 +42,11 @@ flags.DEFINE_list('ImageTypes', [],
 flags.DEFINE_float('shard_mb', 150, 'target shard size in MB of image bytes (default 150); 0 = one image per shard')
 flags.DEFINE_integer('workers', 0, 'parallel worker processes; 0 (default) = one per CPU core')
 flags.DEFINE_boolean('overwrite', False, 'redo finished shards instead of resuming (default False)')
+flags.DEFINE_enum('image_size', '0', ['0', '32', '64', '128'],
+                  'also crop and resize every image for training at this --DisInSize and store it '
+                  'as raw uint8 pixels instead of the encoded file: the bbox crop (img_celeba) and '
+                  'the centre square, area-averaged as main.py does; records 10x smaller, no JPEG '
+                  'decoding while training; 0 (default) = store the files as they are')
 flags.DEFINE_boolean('verify', False, 're-read every shard of --TFRecordPath, decode every image '
                      'and check the counts against manifest.json, then exit')
 
@@ -291,8 +297,9 @@ def clamp_bbox(box, width, height):
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def make_example(item, images):
-    """The seed's tf.train.Example for one image: encoded images and every annotation present.
+def make_example(item, images, preresized=None):
+    """The seed's tf.train.Example for one image: encoded images (or, with preresized, the images
+    cropped and resized under their own keys instead) and every annotation present.
 
     Filled in place: building Feature messages first and passing them in copies every image twice.
     """
@@ -300,7 +307,10 @@ def make_example(item, images):
     feature = example.features.feature
     for image_type, (name, data) in images.items():
         feature['image/{}/filename'.format(image_type)].bytes_list.value.append(name.encode())
-        feature['image/{}/encoded'.format(image_type)].bytes_list.value.append(data)
+        if preresized is None:
+            feature['image/{}/encoded'.format(image_type)].bytes_list.value.append(data)
+    for key, pixels in (preresized or {}).items():
+        feature[key].bytes_list.value.append(pixels)
     if 'identity' in item:
         feature['image/ID'].int64_list.value.extend(item['identity'])
     if 'label' in item:
@@ -314,9 +324,20 @@ def make_example(item, images):
     return example
 
 
-def encode_item(item, image_dirs, image_types):
+def preresize(data, item, image_type, size):
+    """{feature key: uint8 pixels} of one image cropped and resized for training at size: the centre
+    square, and for img_celeba with a bbox also the face box; the training pipeline's own ops."""
+    out = {}
+    for crop_bbox in (False, True) if image_type == 'img_celeba' and 'bbox' in item else (False,):
+        image = dataset.crop_and_resize(data, item.get('bbox'), image_type, crop_bbox, size)
+        pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        out[dataset.preresized_key(image_type, crop_bbox, size)] = pixels.numpy().tobytes()
+    return out
+
+
+def encode_item(item, image_dirs, image_types, image_size=0):
     """Read, check and serialise one image's record; returns (bytes, None, shorter side of the
-    first image) or (None, reason, None)."""
+    first image) or (None, reason, None). With image_size, the images are stored preresized."""
     images, side = {}, None
     for image_type in image_types:
         path = image_file(image_dirs, image_type, item['id'])
@@ -343,10 +364,19 @@ def encode_item(item, image_dirs, image_types):
             if box is None:
                 return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size), None
             item = dict(item, bbox=box)
-    return make_example(item, images).SerializeToString(), None, side
+    if not image_size:
+        return make_example(item, images).SerializeToString(), None, side
+    preresized = {}
+    for image_type, (_, data) in images.items():
+        try:
+            preresized.update(preresize(data, item, image_type, image_size))
+        except tf.errors.OpError as e:
+            return None, 'undecodable image {} ({})'.format(
+                image_file(image_dirs, image_type, item['id']), e.message.splitlines()[0]), None
+    return make_example(item, images, preresized).SerializeToString(), None, side
 
 
-def write_shard(path, items, image_dirs, image_types):
+def write_shard(path, items, image_dirs, image_types, image_size=0):
     """Write one shard under a temporary name and rename it when complete; returns its manifest
     entry: records, skipped images with reasons, and how many images are smaller than each
     training size."""
@@ -354,7 +384,7 @@ def write_shard(path, items, image_dirs, image_types):
     entry = {'records': 0, 'skipped': [], 'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in items:
-            record, reason, side = encode_item(item, image_dirs, image_types)
+            record, reason, side = encode_item(item, image_dirs, image_types, image_size)
             if record is None:
                 entry['skipped'].append({'image': item['id'], 'reason': reason})
                 continue
@@ -366,13 +396,13 @@ def write_shard(path, items, image_dirs, image_types):
     return entry
 
 
-TASKS = []  # (path, items, image dirs, image types) of each shard to write, set by convert()
+TASKS = []  # (path, items, image dirs, types, image size) of each shard to write, set by convert()
 
 
 def write_shard_task(index):
     """write_shard for TASKS[index] in a worker process, with the shard's image count for progress."""
-    path, items, image_dirs, image_types = TASKS[index]
-    return path, len(items), write_shard(path, items, image_dirs, image_types)
+    path, items, image_dirs, image_types, image_size = TASKS[index]
+    return path, len(items), write_shard(path, items, image_dirs, image_types, image_size)
 
 
 def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
@@ -455,7 +485,8 @@ def write_manifest(out_dir, manifest):
     os.replace(tmp, os.path.join(out_dir, MANIFEST))
 
 
-def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto'):
+def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto',
+               image_size=0):
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
     layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
@@ -467,6 +498,8 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
                 'annotations': sorted(annotations)}
     if layout.name == 'folder':
         settings['labels'] = layout.labels  # subfolder name -> image/folder/label
+    if image_size:
+        settings['image_size'] = image_size
     logging.info('%s: %s layout, image types %s, annotations %s', dataset_path, layout.name,
                  ', '.join(image_types), ', '.join(sorted(annotations)) or 'none')
     tasks, parts = [], {}
@@ -488,7 +521,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         parts[part] = {'settings': settings, 'images': len(part_ids),
                        'planned_shards': len(shards),
                        'shards': {n: s for n, s in done.items() if n in names}}
-        tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types)
+        tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types, image_size)
                   for name, items in shards if name not in parts[part]['shards']]
         manifest['partitions'][part] = summarise(parts[part])
     write_manifest(out_dir, manifest)
@@ -499,14 +532,14 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
 
 
 def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, workers=1,
-            overwrite=False, progress=True, layout='auto'):
+            overwrite=False, progress=True, layout='auto', image_size=0):
     """Convert CelebA or a folder of pictures to shards in out_dir, resuming finished shards;
     returns the manifest."""
     global TASKS
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
-                                                shard_mb, overwrite, layout)
+                                                shard_mb, overwrite, layout, image_size)
             # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
             # tasks pickled through a 64 KB pipe kept them waiting for this process
             with worker_pool(min(workers, len(TASKS))) as pool, \
@@ -584,6 +617,7 @@ def verify(out_dir, progress=True):
     problems = []
     for part, entry in sorted(manifest['partitions'].items()):
         types = entry['settings']['image_types']
+        image_size = entry['settings'].get('image_size', 0)
         files = sorted(glob.glob(record_pattern(out_dir, part)))
         listed = set(entry['shards'])
         for name in sorted(listed - {os.path.basename(f) for f in files}):
@@ -591,7 +625,7 @@ def verify(out_dir, progress=True):
         total = 0
         for path in tqdm(files, desc='verifying ' + part, unit='shard', disable=not progress):
             name = os.path.basename(path)
-            count, error = verify_shard(path, types)
+            count, error = verify_shard(path, types, image_size)
             total += count
             if error:
                 problems.append('{}: {}'.format(name, error))
@@ -608,13 +642,22 @@ def verify(out_dir, progress=True):
     return problems
 
 
-def verify_shard(path, image_types):
-    """Count one shard's records, parsing each and decoding its images; returns (count, error)."""
-    features = {'image/{}/encoded'.format(t): tf.io.FixedLenFeature([], tf.string)
-                for t in image_types}
+def verify_shard(path, image_types, image_size=0):
+    """Count one shard's records, parsing each and decoding its images (or checking the size of
+    its preresized ones); returns (count, error)."""
+    keys = [dataset.preresized_key(t, False, image_size) if image_size else
+            'image/{}/encoded'.format(t) for t in image_types]
+    features = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
 
     def check(raw):
         example = tf.io.parse_single_example(raw, features)
+        if image_size:
+            checks = [tf.debugging.assert_equal(tf.size(tf.io.decode_raw(example[k], tf.uint8)),
+                                                image_size * image_size * 3,
+                                                message='preresized image of the wrong size')
+                      for k in keys]
+            with tf.control_dependencies(checks):
+                return tf.constant(0)
         sizes = [tf.size(tf.io.decode_image(example[k], channels=3, expand_animations=False))
                  for k in sorted(features)]
         return tf.add_n(sizes) if sizes else tf.constant(0)
@@ -647,7 +690,7 @@ def main(_argv):
         workers = FLAGS.workers or os.cpu_count() or 1
         manifest = convert(FLAGS.DatasetPath, FLAGS.TFRecordPath, FLAGS.Partition,
                            FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
-                           layout=FLAGS.layout)
+                           layout=FLAGS.layout, image_size=int(FLAGS.image_size))
     except UsageError as e:
         fail(e)
     images = 0

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from utils import UsageError
 
@@ -223,8 +224,20 @@ def celeba_size(tfrecord_dir, partition):
     return count_records(partition_files(tfrecord_dir, partition))
 
 
+def preresized_key(image_type, crop_bbox, size):
+    """Feature key of the images convert_tfrecord.py --image_size stored cropped and resized."""
+    return 'image/{}/{}{}'.format(image_type, 'bbox_raw' if crop_bbox else 'raw', size)
+
+
 def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
     """Decode one CelebA image (bbox-cropped or centre-cropped square) to [size, size, 3] in [-1, 1]."""
+    return tf.clip_by_value((crop_and_resize(encoded, bbox, image_type, crop_bbox, size) - 127.5)
+                            / 127.5, -1.0, 1.0)
+
+
+def crop_and_resize(encoded, bbox, image_type, crop_bbox, size):
+    """Decode one image, crop it (its bbox, or the centre square) and resize it: float [size, size,
+    3] in [0, 255]. The converter's --image_size stores exactly this, rounded to uint8."""
     if crop_bbox:
         # decode only the face box: x, y, w, h -> crop window y, x, h, w
         box = tf.cast(bbox, tf.int32)
@@ -243,32 +256,57 @@ def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
                                               (shape[1] - side) // 2, side, side)
     # area averaging when shrinking (anti-aliased, 6x cheaper than antialias=True), bilinear otherwise
     shrink = tf.minimum(tf.shape(image)[0], tf.shape(image)[1]) > size
-    image = tf.cond(shrink, lambda: tf.image.resize(image, [size, size], method='area'),
-                    lambda: tf.image.resize(image, [size, size]))
-    return tf.clip_by_value((image - 127.5) / 127.5, -1.0, 1.0)
+    return tf.cond(shrink, lambda: tf.image.resize(image, [size, size], method='area'),
+                   lambda: tf.image.resize(image, [size, size]))
 
 
-def load_folder(tfrecord_dir, size):
+def to_unit_range(images):
+    """uint8 images -> float32 in [-1, 1], as the decoders give them."""
+    return images.map(lambda x: (tf.cast(x, tf.float32) - 127.5) / 127.5,
+                      num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def load_folder(tfrecord_dir, size, uint8=False):
     """The pictures of a converted folder (convert_tfrecord.py --layout=folder), centre-cropped to
-    a square and resized to [size, size, 3] in [-1, 1]."""
-    return load_celeba(tfrecord_dir, 'train', 'folder', False, size)
+    a square and resized to [size, size, 3] in [-1, 1] (uint8 from preresized records, if asked)."""
+    return load_celeba(tfrecord_dir, 'train', 'folder', False, size, uint8=uint8)
 
 
-def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None):
-    """CelebA images of one partition ('all' = train+val+test) as [size, size, 3] in [-1, 1]."""
+def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uint8=False):
+    """CelebA images of one partition ('all' = train+val+test) as [size, size, 3] in [-1, 1].
+
+    Records converted with --image_size equal to size give their stored images without decoding;
+    with uint8=True those come as uint8 (for caching before to_unit_range), others as float32.
+    """
     if image_type not in CELEBA_TYPES + ('folder',):
         raise UsageError('unknown CelebA image type {}; use one of {}'.format(
             image_type, ', '.join(CELEBA_TYPES)))
     files = files if files is not None else partition_files(tfrecord_dir, partition)
     keys = first_example(files).features.feature
+    crop_bbox = bbox and image_type == 'img_celeba'
+    raw_key = preresized_key(image_type, crop_bbox, size)
+    stored = sorted(int(k.rsplit('raw', 1)[1]) for k in keys
+                    if k.startswith(preresized_key(image_type, crop_bbox, '')))
+    if raw_key in keys:
+        logging.info('Using the %dx%d images stored in the records of %s (no decoding)', size,
+                     size, tfrecord_dir)
+        records = read_records(files).map(
+            lambda r: tf.reshape(tf.io.decode_raw(tf.io.parse_single_example(
+                r, {raw_key: tf.io.FixedLenFeature([], tf.string)})[raw_key], tf.uint8),
+                [size, size, 3]), num_parallel_calls=AUTOTUNE, deterministic=True)
+        return records if uint8 else to_unit_range(records)
     image_key = 'image/{}/encoded'.format(image_type)
+    if stored and image_key not in keys:
+        raise UsageError('the records in {} hold {} images preresized to {} px, not {} px: train '
+                         'with --DisInSize={} or reconvert with --image_size={}.'.format(
+                             tfrecord_dir, image_type, ', '.join(map(str, stored)), size,
+                             stored[0], size))
     if image_key not in keys:
         present = sorted(t for t in CELEBA_TYPES + ('folder',) if 'image/{}/encoded'.format(t) in keys)
         raise UsageError('the records in {} do not hold {} (they hold: {}): train with '
                          '--ImageType={} or reconvert with --ImageTypes={}'.format(
                              tfrecord_dir, image_type, ', '.join(present) or 'no images',
                              present[0] if present else image_type, image_type))
-    crop_bbox = bbox and image_type == 'img_celeba'
     if crop_bbox and 'image/img_celeba/bbox' not in keys:
         raise UsageError('the records in {} have no bounding boxes (list_bbox_celeba was not '
                          'converted): train with --nobbox or reconvert with the bbox file '
@@ -282,14 +320,17 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None):
         return decode_celeba(example[image_key], example.get('image/img_celeba/bbox'),
                              image_type, crop_bbox, size)
 
+    return read_records(files).map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def read_records(files):
+    """The serialised records of files, read in parallel and in a fixed order."""
     if len(files) == 1:
-        records = tf.data.TFRecordDataset(files[0], buffer_size=8 << 20)
-    else:
-        records = tf.data.Dataset.from_tensor_slices(files).interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
-            cycle_length=min(len(files), 16), block_length=1,
-            num_parallel_calls=AUTOTUNE, deterministic=True)
-    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return tf.data.TFRecordDataset(files[0], buffer_size=8 << 20)
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        cycle_length=min(len(files), 16), block_length=1,
+        num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def file_identity(path):

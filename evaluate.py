@@ -51,7 +51,7 @@ flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (d
 flags.DEFINE_string('out', '', 'also write the results as JSON to this file (default: none)')
 flags.DEFINE_integer('seed', 0, 'random seed of the generated latents (default 0)')
 flags.DEFINE_integer('batch', 100, 'images per feature-extraction batch (default 100)')
-flags.DEFINE_enum('mixed_precision', 'none', list(trainer.POLICIES),
+flags.DEFINE_enum('mixed_precision', 'none', list(trainer.POLICIES) + ['auto'],
                   'precision of the feature model, as main.py\'s flag (default none)')
 
 
@@ -81,7 +81,10 @@ def main(_argv):
     try:
         if not FLAGS.model:
             raise UsageError('pass --model=models/{SaveName}/generator.keras')
-        keras.mixed_precision.set_global_policy(trainer.POLICIES[FLAGS.mixed_precision])
+        precision = FLAGS.mixed_precision
+        if precision == 'auto':
+            precision = trainer.auto_precision()[0]
+        keras.mixed_precision.set_global_policy(trainer.POLICIES[precision])
         config = trainer.Config(ImageType=FLAGS.ImageType, mnist_path=FLAGS.mnist_path,
                                 cifar_path=FLAGS.cifar_path,
                                 TFRecordPath=FLAGS.TFRecordPath, Partition=FLAGS.Partition,

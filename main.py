@@ -56,14 +56,19 @@ flags.DEFINE_boolean('export_only', False, 'export the latest checkpoint\'s gene
                      'generator.keras and exit, without training (default False)')
 flags.DEFINE_boolean('jit', False, 'compile train_step with XLA; drops the last partial batch so '
                      'shapes stay static (default False)')
-flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16'],
-                  'Keras mixed-precision policy; fp16 adds loss scaling (default none)')
+flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16', 'auto'],
+                  'Keras mixed-precision policy; fp16 adds loss scaling; auto picks per machine and '
+                  'logs why: bf16 on GPUs of compute capability 8.0+ and CPUs with AMX, fp16 on '
+                  '7.x GPUs, else fp32 (default none)')
 flags.DEFINE_boolean('cache', False, 'keep the decoded images in memory after the first epoch '
                      '(default False)')
 flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the seed used 300)')
 flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker'],
                   'tf.distribute strategy: default (one device), mirrored (all GPUs of this '
                   'machine), multi_worker (machines named by TF_CONFIG) (default default)')
+flags.DEFINE_integer('steps_per_loop', 1, 'train steps run inside one tf.function call before the '
+                     'host reads the metrics; progress bar, TensorBoard points, the NaN check and '
+                     'Ctrl-C act every N steps (default 1; try 10-50 on a GPU, see bench.py)')
 flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across replicas '
                      '(default False)')
 

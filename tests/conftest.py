@@ -47,7 +47,7 @@ class StopAt(trainer.Hook):
         self.step = step
 
     def on_train_batch_end(self, run, step, values):
-        if step == self.step:
+        if step >= self.step and run.stop.signal is None:
             run.stop.signal = signal.SIGINT
 
 

@@ -20,13 +20,20 @@ G32 = 4 * 4 * 100 * 1024 + 4 * 4 * 4 * 4 * 1024 * 512 + 8 * 8 * 4 * 4 * 512 * 25
 def test_bench_reports_every_figure(tmp_path):
     result = run_script('bench.py', ['--modes=fp32,bf16', '--batch=8', '--size=32', '--steps=1',
                                      '--warmup=1', '--pipeline_batches=2', '--celeba_images=24',
-                                     '--repeats=1'], str(tmp_path))
+                                     '--repeats=1', '--loops=1,2', '--loop_steps=2',
+                                     '--inception_images=2'], str(tmp_path))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report['train_img_s']) == {'fp32', 'bf16'}
     assert report['reference_train_img_s'] == report['train_img_s']['fp32']
     assert set(report['pipeline_img_s']) == {'mnist', 'mnist_cache', 'celeba_bbox',
-                                             'celeba_bbox_cache'}
+                                             'celeba_bbox_cache', 'celeba_bbox_preresized'}
+    assert report['preresized_pipeline_img_s'] == report['pipeline_img_s'][
+        'celeba_bbox_preresized']
+    assert report['preresized_vs_seed'] == pytest.approx(
+        report['preresized_pipeline_img_s'] / report['reference_pipeline_img_s']['celeba_bbox'],
+        rel=0.01)
+    assert report['record_mb']['full'] > report['record_mb']['preresized'] > 0
     assert set(report['reference_pipeline_img_s']) == {'mnist', 'celeba_bbox'}
     rates = [*report['train_img_s'].values(), *report['pipeline_img_s'].values(),
              *report['reference_pipeline_img_s'].values()]
@@ -38,6 +45,14 @@ def test_bench_reports_every_figure(tmp_path):
     assert report['best_gflop_s'] == pytest.approx(
         report['train_img_s'][best] / 8 * report['gflop_per_step'], rel=0.01)
     assert 'input pipeline' in result.stdout and 'celeba_bbox_cache' in result.stdout
+    assert report['auto_mode'] in ('fp32', 'bf16', 'fp16')
+    faster = max(('fp32', 'bf16'), key=report['train_img_s'].get)
+    assert report['auto_is_fastest'] == (report['auto_mode'] == faster)
+    assert set(report['dispatch']) == {'1', '2'}
+    assert all(row['img_s'] > 0 and row['ms_per_step'] > 0 for row in report['dispatch'].values())
+    assert report['dispatch_host_ms_per_step'] == pytest.approx(
+        report['dispatch']['1']['ms_per_step'] - report['dispatch']['2']['ms_per_step'], abs=0.02)
+    assert report['inception_img_s'] > 0
 
 
 @pytest.mark.slow
@@ -59,3 +74,20 @@ def test_bench_convert_reports_both_converters(tmp_path):
     with open(os.path.join(work, 'out', 'manifest.json')) as f:
         entry = json.load(f)['partitions']['train']
     assert entry['records'] == 24 and entry['complete'] and entry['planned_shards'] > 2
+
+
+@pytest.mark.slow
+def test_bench_convert_folder_against_a_plain_loop(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'tools.bench_convert', '--folder', '--images=30',
+                             '--repeats=1', '--workers=2', '--shard_mb=0.2',
+                             '--work_dir=' + str(tmp_path / 'work')], cwd=str(tmp_path),
+                            capture_output=True, text=True, timeout=600,
+                            env=dict(script_env(), PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r'^30 folder images, \d+ MB of source files', result.stdout, re.M)
+    rows = re.findall(r'^(plain loop|convert_tfrecord\.py) .*\s([\d.]+)\s+([\d.]+)$',
+                      result.stdout, re.M)
+    assert [r[0] for r in rows] == ['plain loop', 'convert_tfrecord.py', 'convert_tfrecord.py']
+    with open(os.path.join(tmp_path, 'work', 'out', 'manifest.json')) as f:
+        entry = json.load(f)['partitions']['train']
+    assert entry['records'] == 30 and entry['settings']['layout'] == 'folder'

@@ -1,5 +1,6 @@
 """Speed and scale modes: mixed precision, XLA, and tf.distribute equivalence on CPU."""
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -12,7 +13,8 @@ from PIL import Image
 
 import trainer
 import utils
-from conftest import ROOT, SMALL, error_line, run_script, script_env, train_in_process
+from conftest import (ROOT, SMALL, error_line, run_script, script_env, small_config,
+                      train_in_process)
 
 
 def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):
@@ -77,6 +79,31 @@ def test_fp16_skipped_steps_still_advance_the_global_step(mnist_npz, tmp_path):
     assert float(run.D_opt.learning_rate) == pytest.approx(2e-5)
     run.step.assign(2 * 10 - 1)
     assert float(run.G_opt.learning_rate) == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize('gpus,flags,mode', [
+    ([(9, 0)], [], 'bf16'),               # H100: bf16 tensor cores
+    ([(8, 0), (8, 6)], [], 'bf16'),
+    ([(7, 0)], [], 'fp16'),               # V100: fp16 only
+    ([(6, 1)], [], 'none'),
+    ([], ['avx512f', 'amx_bf16', 'avx512_bf16'], 'bf16'),  # AMX: bf16 1.6x fp32 measured
+    ([], ['avx512f', 'avx512_bf16'], 'none'),              # no AMX: bf16 0.62x fp32 measured
+    ([], ['sse2'], 'none'),
+])
+def test_auto_precision_per_machine(gpus, flags, mode):
+    chosen, reason = trainer.auto_precision(gpus, flags)
+    assert chosen == mode and reason
+
+
+def test_auto_precision_in_a_run(mnist_npz, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger='absl')
+    run = trainer.Trainer(small_config(tmp_path, ImageType='MNIST', mnist_path=mnist_npz,
+                                       mixed_precision='auto'))
+    run.build()
+    assert '--mixed_precision=auto chose {}'.format(run.precision) in caplog.text
+    assert run.precision == trainer.auto_precision()[0]
+    assert run.Generator.layers[2].compute_dtype == {'none': 'float32', 'bf16': 'bfloat16',
+                                                     'fp16': 'float16'}[run.precision]
 
 
 def dist_check(*args, env=None):

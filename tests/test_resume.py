@@ -208,6 +208,25 @@ def test_stop_request_then_resume_in_process_is_exact(mnist_npz, tmp_path):
             (tmp_path / 'reference' / 'plot' / 'MNIST-False' / name).read_bytes()
 
 
+def test_steps_per_loop_changes_nothing_but_the_grain(mnist_npz, tmp_path):
+    # 5 steps an epoch: loops of 4 and 1; stopped after the first loop of epoch 2, then resumed
+    settings = dict(ImageType='MNIST', mnist_path=mnist_npz, epochs=2, steps_per_epoch=5, seed=8,
+                    BATCH_SIZE=4)
+    one = train_in_process(tmp_path / 'k1', **settings)
+    with pytest.raises(trainer.Stopped, match='SIGINT at epoch 2, step 4 of 5'):
+        train_in_process(tmp_path / 'k4', [StopAt(6)], steps_per_loop=4, **settings)
+    four = train_in_process(tmp_path / 'k4', steps_per_loop=4, **settings)
+    assert int(four.step) == int(one.step) == 10
+    assert csv_text(str(tmp_path / 'k4')) == csv_text(str(tmp_path / 'k1'))
+    a, b = [tf.train.load_checkpoint(str(tmp_path / k / 'models' / 'MNIST-False' / 'checkpoints'))
+            for k in ('k1', 'k4')]
+    names = [n for n in a.get_variable_to_shape_map() if n.startswith(('generator/', 'G_opt/'))]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+    assert four.train_loop.experimental_get_tracing_count() == 1
+
+
 def test_second_run_of_a_save_name_is_refused(tmp_path):
     config = small_config(tmp_path, ImageType='digits')
     lock_path = os.path.join(config.MODEL_PATH, 'digits-False.lock')

@@ -1,12 +1,14 @@
-"""Benchmark convert_tfrecord.py against a single-threaded, seed-style converter on generated CelebA.
+"""Benchmark convert_tfrecord.py against a single-process reference: the seed-style CelebA
+converter on generated CelebA, or (--folder) a plain loop over a folder of generated JPEGs.
 
-Run from the repository root: python -m tools.bench_convert
+Run from the repository root: python -m tools.bench_convert [--folder]
 """
 import os
 import shutil
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -20,6 +22,8 @@ flags.DEFINE_integer('images', 2000, 'images to generate (default 2000)')
 flags.DEFINE_string('source', '', 'existing CelebA folder to convert instead of generated images')
 flags.DEFINE_integer('repeats', 3, 'timed runs of each converter; the best counts (default 3)')
 flags.DEFINE_string('work_dir', '', 'scratch folder (default: a temporary one, deleted after)')
+flags.DEFINE_boolean('folder', False, 'time --layout=folder on --images generated 256x256 JPEGs in '
+                     'class folders against a plain single-process loop (default False: CelebA)')
 
 
 
@@ -84,12 +88,42 @@ def seed_style_convert(root, out_dir, partition='train'):
     return count
 
 
+def write_jpeg_folder(root, n):
+    """n generated 256x256 JPEGs of about 20 KB in 10 class folders."""
+    rng = np.random.default_rng(0)
+    for i in tqdm(range(n), desc='generating', unit='img'):
+        folder = os.path.join(root, 'class{}'.format(i % 10))
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, '{:06d}.jpg'.format(i)), 'wb') as f:
+            f.write(synthetic.encode(synthetic.smooth_image(rng, 256, 256, grain=6), 'JPEG', 90))
+
+
+def plain_folder_convert(root, out_dir):
+    """A plain loop: every file under root into one TFRecord file, one process, no checks."""
+    count = 0
+    with tf.io.TFRecordWriter(os.path.join(out_dir, 'images.tfrecord')) as writer:
+        for folder, _, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                with open(os.path.join(folder, name), 'rb') as f:
+                    data = f.read()
+                feature = {'image/encoded': tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[data]))}
+                writer.write(tf.train.Example(features=tf.train.Features(
+                    feature=feature)).SerializeToString())
+                count += 1
+    return count
+
+
 def main(_argv):
     # 2,000 realistic images are about 300 MB: small shards give every core work
     FLAGS.set_default('shard_mb', 20)
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix='bench-convert-')
     root = FLAGS.source
-    if not root:
+    if FLAGS.folder:
+        root = root or os.path.join(work, 'pictures')
+        if not FLAGS.source:
+            write_jpeg_folder(root, FLAGS.images)
+    elif not root:
         root = os.path.join(work, 'celeba')
         print('Generating {} CelebA-layout images of realistic size in {} ...'.format(
             FLAGS.images, root))
@@ -101,12 +135,17 @@ def main(_argv):
                     for f in files) / 1e6
     workers = FLAGS.workers or os.cpu_count()
 
-    runs = {'seed-style (1 process, 1 file, no checks)': lambda out: seed_style_convert(root, out)}
+    if FLAGS.folder:
+        runs = {'plain loop (1 process, 1 file, no checks)':
+                lambda out: plain_folder_convert(root, out)}
+    else:
+        runs = {'seed-style (1 process, 1 file, no checks)':
+                lambda out: seed_style_convert(root, out)}
     for n in sorted({1, workers}):
         runs['convert_tfrecord.py ({} worker{}, checked)'.format(n, 's' if n > 1 else '')] = (
-            lambda out, n=n: convert_tfrecord.convert(root, out, 'train', shard_mb=FLAGS.shard_mb,
-                                                      workers=n, progress=False)
-            ['partitions']['train']['records'])
+            lambda out, n=n: convert_tfrecord.convert(
+                root, out, 'train', shard_mb=FLAGS.shard_mb, workers=n, progress=False,
+                layout='folder' if FLAGS.folder else 'auto')['partitions']['train']['records'])
     best = {name: float('inf') for name in runs}
     for repeat in range(FLAGS.repeats):  # interleaved, best of each
         for name, run in runs.items():
@@ -117,8 +156,8 @@ def main(_argv):
             start = time.time()
             count = run(out)
             best[name] = min(best[name], time.time() - start)
-    print('\n{} images, {:.0f} MB of source files, {} CPU core(s), best of {} runs'.format(
-        count, source_mb, os.cpu_count(), FLAGS.repeats))
+    print('\n{} {}images, {:.0f} MB of source files, {} CPU core(s), best of {} runs'.format(
+        count, 'folder ' if FLAGS.folder else '', source_mb, os.cpu_count(), FLAGS.repeats))
     print('{:<44s} {:>8s} {:>10s}'.format('converter', 'seconds', 'images/s'))
     for name, seconds in best.items():
         print('{:<44s} {:8.2f} {:10.1f}'.format(name, seconds, count / seconds))

@@ -43,7 +43,7 @@ def train_classifier(path):
     for filters in (32, 64):
         x = keras.layers.Conv2D(filters, 3, padding='same', activation='relu')(x)
         x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Flatten()(x)  # where the strokes are matters: no global pooling
     features = keras.layers.Dense(64, activation='relu', name='features')(x)
     probabilities = keras.layers.Dense(10, activation='softmax', name='probabilities')(features)
     training = keras.Model(inputs, probabilities)

@@ -1,0 +1,72 @@
+"""Records that train without decoding: convert_tfrecord.py --image_size and the pipelines on them."""
+import os
+
+import numpy as np
+import pytest
+
+import convert_tfrecord
+import dataset
+from conftest import train_in_process
+from utils import UsageError
+
+
+@pytest.fixture(scope='module')
+def preresized(celeba_root, tmp_path_factory):
+    """celeba_root converted with --image_size=32: every type, bbox and centre crops, no files."""
+    out = str(tmp_path_factory.mktemp('preresized'))
+    convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False,
+                             image_size=32)
+    return out
+
+
+def images(records, image_type, bbox, size=32, partition='all'):
+    return np.stack(list(dataset.load_celeba(records, partition, image_type, bbox, size)
+                         .as_numpy_iterator()))
+
+
+@pytest.mark.parametrize('image_type,bbox', [('img_celeba', True), ('img_celeba', False),
+                                             ('img_align_celeba', False),
+                                             ('img_align_celeba_png', False)])
+def test_preresized_images_equal_the_decoded_ones(records, preresized, image_type, bbox):
+    want = images(records, image_type, bbox)
+    got = images(preresized, image_type, bbox)
+    assert got.shape == want.shape == (36, 32, 32, 3)
+    # the same crop and resize, rounded to whole pixel values once
+    np.testing.assert_allclose(got, want, atol=0.5 / 127.5 + 1e-6)
+    assert np.abs(got - want).mean() < 0.26 / 127.5
+
+
+def test_preresized_records_hold_no_files_and_verify(preresized):
+    example = dataset.first_example(dataset.partition_files(preresized, 'train'))
+    keys = set(example.features.feature)
+    assert {'image/img_celeba/raw32', 'image/img_celeba/bbox_raw32', 'image/img_align_celeba/raw32',
+            'image/img_align_celeba_png/raw32', 'image/img_celeba/filename'} <= keys
+    assert not any(k.endswith('/encoded') for k in keys)
+    assert convert_tfrecord.verify(preresized, progress=False) == []
+
+
+def test_size_mismatch_names_both_sizes(preresized):
+    with pytest.raises(UsageError, match='preresized to 32 px, not 64 px: train with '
+                       '--DisInSize=32 or reconvert with --image_size=64'):
+        dataset.load_celeba(preresized, 'all', 'img_celeba', True, 64)
+
+
+def test_cached_and_uncached_training_are_identical(preresized, tmp_path):
+    settings = dict(ImageType='img_celeba', bbox=True, TFRecordPath=preresized, Partition='all',
+                    steps_per_epoch=0, epochs=2, seed=3)
+    plain = train_in_process(tmp_path / 'plain', **settings)
+    train_in_process(tmp_path / 'cached', cache=True, **settings)
+    assert plain.steps_per_epoch == 5
+    csv = [open(os.path.join(tmp_path, k, 'logs', 'img_celeba-True-loss.csv')).read()
+           for k in ('plain', 'cached')]
+    assert csv[0] == csv[1] and csv[0].count('\n') == 3
+
+
+def test_folder_preresized(tmp_path):
+    from tools import synthetic
+    root = str(tmp_path / 'pictures')
+    synthetic.write_folder(root)
+    out = str(tmp_path / 'rec')
+    convert_tfrecord.convert(root, out, 'all', progress=False, image_size=32)
+    got = np.stack(list(dataset.load_folder(out, 32).as_numpy_iterator()))
+    assert got.shape == (10, 32, 32, 3) and got.min() >= -1 and got.max() <= 1
