@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,11 +32,9 @@ flags.DEFINE_integer('pipeline_batches', 200, 'timed batches per pipeline: ten t
 flags.DEFINE_integer('repeats', 2, 'timed runs of each pipeline, interleaved; the best counts '
                      '(default 2)')
 flags.DEFINE_integer('celeba_images', 600, 'CelebA-layout images to generate when no '
-                     '--bench_records is given (default 600)')
-flags.DEFINE_string('bench_records', '', 'converted CelebA records to read (default: generate some); '
-                    'needs --bench_celeba, its source, for the preresized records')
-flags.DEFINE_string('bench_celeba', '', 'a CelebA folder to convert (default: generate '
-                    '--celeba_images images)')
+                     '--bench_celeba is given (default 600)')
+flags.DEFINE_string('bench_celeba', '', 'a CelebA folder to convert and read, for example the real '
+                    'one (default: generate --celeba_images images)')
 flags.DEFINE_string('bench_mnist', '', 'a Keras-layout mnist.npz (default: generate 8,192 digits)')
 flags.DEFINE_list('loops', ['1', '4', '16'], 'steps per loop to time in the dispatch section, at '
                   'DisInSize 32, batch 16, fp32 (default 1,4,16)')
@@ -207,24 +206,25 @@ def main(_argv):
     modes = FLAGS.modes or [m for m in MODES if gpus or m != 'fp16']
     work = tempfile.mkdtemp(prefix='dcgan-bench-')
     mnist = FLAGS.bench_mnist or synthetic.write_mnist(os.path.join(work, 'mnist.npz'), 8192, 16)
-    records, root = FLAGS.bench_records, FLAGS.bench_celeba
-    if not records:
-        records = os.path.join(work, 'records')
-        if not root:
-            root = os.path.join(work, 'celeba')
-            synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
-                                   align_size=(178, 218), split=(1.0, 0.0), grain=3,
-                                   wild_quality=90)
-        convert(root, records)
-    preresized = os.path.join(work, 'preresized')
-    convert(root, preresized, '--image_size={}'.format(FLAGS.size))
+    root = FLAGS.bench_celeba
+    if not root:
+        root = os.path.join(work, 'celeba')
+        synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
+                               align_size=(178, 218), split=(1.0, 0.0), grain=3, wild_quality=90)
+    # every image type (the seed's pipeline parses them all); and in-the-wild images alone, as
+    # JPEGs and preresized to the face crops the bbox pipelines read, for the record sizes
+    records, wild, preresized = [os.path.join(work, d) for d in ('records', 'wild', 'preresized')]
+    convert(root, records)
+    convert(root, wild, '--ImageTypes=img_celeba')
+    convert(root, preresized, '--ImageTypes=img_celeba', '--image_size={}'.format(FLAGS.size))
     record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(dataset.record_pattern(path, '*')))
-                 / 1e6 for name, path in (('full', records), ('preresized', preresized))}
+                 / 1e6 for name, path in (('full', wild), ('preresized', preresized))}
     print('device: {}; batch {}, {}x{} images'.format(device, FLAGS.batch, FLAGS.size, FLAGS.size))
 
     B, S, n = FLAGS.batch, FLAGS.size, FLAGS.pipeline_batches
     faces = dataset.load_celeba(records, 'train', 'img_celeba', True, S)
-    small_faces = dataset.load_celeba(preresized, 'train', 'img_celeba', True, S)
+    # uint8 as the trainer reads them: brought to float a batch at a time
+    small_faces = dataset.load_celeba(preresized, 'train', 'img_celeba', True, S, uint8=True)
     digits = dataset.load_mnist(mnist, S)
     # cached: time the second epoch on, once the first has filled the cache
     counts = {name: int(ds.reduce(0, lambda k, _: k + 1))
@@ -253,8 +253,8 @@ def main(_argv):
         ref = reference_pipeline[name.replace('_cache', '').replace('_preresized', '')]
         print('{:<20s} {:14.0f} {:14.0f} {:6.1f}x'.format(name, ref, rate, rate / ref))
 
-    print('records of {} images: {:.1f} MB full, {:.1f} MB preresized to {} px ({:.1f}x '
-          'smaller)'.format(counts['faces'], record_mb['full'], record_mb['preresized'], S,
+    print('img_celeba records of {} images: {:.1f} MB of JPEGs, {:.1f} MB preresized to {} px '
+          '({:.1f}x smaller)'.format(counts['faces'], record_mb['full'], record_mb['preresized'], S,
                             record_mb['full'] / record_mb['preresized']))
 
     reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup)
@@ -317,6 +317,7 @@ def main(_argv):
                                     / reference_pipeline['celeba_bbox'], 2),
         'record_mb': {k: round(v, 2) for k, v in record_mb.items()},
     }))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -43,10 +43,12 @@ flags.DEFINE_float('shard_mb', 150, 'target shard size in MB of image bytes (def
 flags.DEFINE_integer('workers', 0, 'parallel worker processes; 0 (default) = one per CPU core')
 flags.DEFINE_boolean('overwrite', False, 'redo finished shards instead of resuming (default False)')
 flags.DEFINE_enum('image_size', '0', ['0', '32', '64', '128'],
-                  'also crop and resize every image for training at this --DisInSize and store it '
-                  'as raw uint8 pixels instead of the encoded file: the bbox crop (img_celeba) and '
-                  'the centre square, area-averaged as main.py does; records 10x smaller, no JPEG '
+                  'crop and resize every image for training at this --DisInSize and store it as '
+                  'raw uint8 pixels instead of the encoded file: img_celeba\'s bbox crop (see '
+                  '--bbox), the centre square otherwise, area-averaged as main.py does; no JPEG '
                   'decoding while training; 0 (default) = store the files as they are')
+flags.DEFINE_boolean('bbox', True, 'with --image_size: store img_celeba cropped by its bounding box '
+                     '(for main.py --bbox, the default), or --nobbox its centre square')
 flags.DEFINE_boolean('verify', False, 're-read every shard of --TFRecordPath, decode every image '
                      'and check the counts against manifest.json, then exit')
 
@@ -274,6 +276,7 @@ def folder_files(root):
     """Every non-hidden file under root, sorted, with symbolic links to folders followed once
     (a loop of links ends), and the folders that could not be read."""
     found, seen, unreadable = [], set(), []
+    prefix = len(os.path.join(root, ''))
     for folder, subfolders, files in os.walk(root, followlinks=True,
                                              onerror=lambda e: unreadable.append(e.filename)):
         stat = os.stat(folder)
@@ -282,8 +285,8 @@ def folder_files(root):
             continue
         seen.add((stat.st_dev, stat.st_ino))
         subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
-        found += [os.path.relpath(os.path.join(folder, f), root) for f in files
-                  if not f.startswith('.')]
+        below = os.path.join(folder, '')[prefix:]  # the path below root ('' at the top)
+        found += [below + f for f in files if not f.startswith('.')]
     return sorted(found), unreadable
 
 
@@ -324,18 +327,16 @@ def make_example(item, images, preresized=None):
     return example
 
 
-def preresize(data, item, image_type, size):
-    """{feature key: uint8 pixels} of one image cropped and resized for training at size: the centre
-    square, and for img_celeba with a bbox also the face box; the training pipeline's own ops."""
-    out = {}
-    for crop_bbox in (False, True) if image_type == 'img_celeba' and 'bbox' in item else (False,):
-        image = dataset.crop_and_resize(data, item.get('bbox'), image_type, crop_bbox, size)
-        pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        out[dataset.preresized_key(image_type, crop_bbox, size)] = pixels.numpy().tobytes()
-    return out
+def preresize(data, item, image_type, size, bbox):
+    """{feature key: uint8 pixels} of one image cropped and resized for training at size, with the
+    training pipeline's own ops: img_celeba's face box with bbox, the centre square otherwise."""
+    crop_bbox = bbox and image_type == 'img_celeba' and 'bbox' in item
+    image = dataset.crop_and_resize(data, item.get('bbox'), image_type, crop_bbox, size)
+    pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return {dataset.preresized_key(image_type, crop_bbox, size): pixels.numpy().tobytes()}
 
 
-def encode_item(item, image_dirs, image_types, image_size=0):
+def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
     """Read, check and serialise one image's record; returns (bytes, None, shorter side of the
     first image) or (None, reason, None). With image_size, the images are stored preresized."""
     images, side = {}, None
@@ -369,14 +370,14 @@ def encode_item(item, image_dirs, image_types, image_size=0):
     preresized = {}
     for image_type, (_, data) in images.items():
         try:
-            preresized.update(preresize(data, item, image_type, image_size))
+            preresized.update(preresize(data, item, image_type, image_size, bbox))
         except tf.errors.OpError as e:
             return None, 'undecodable image {} ({})'.format(
                 image_file(image_dirs, image_type, item['id']), e.message.splitlines()[0]), None
     return make_example(item, images, preresized).SerializeToString(), None, side
 
 
-def write_shard(path, items, image_dirs, image_types, image_size=0):
+def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True):
     """Write one shard under a temporary name and rename it when complete; returns its manifest
     entry: records, skipped images with reasons, and how many images are smaller than each
     training size."""
@@ -384,7 +385,7 @@ def write_shard(path, items, image_dirs, image_types, image_size=0):
     entry = {'records': 0, 'skipped': [], 'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in items:
-            record, reason, side = encode_item(item, image_dirs, image_types, image_size)
+            record, reason, side = encode_item(item, image_dirs, image_types, image_size, bbox)
             if record is None:
                 entry['skipped'].append({'image': item['id'], 'reason': reason})
                 continue
@@ -396,13 +397,13 @@ def write_shard(path, items, image_dirs, image_types, image_size=0):
     return entry
 
 
-TASKS = []  # (path, items, image dirs, types, image size) of each shard to write, set by convert()
+TASKS = []  # (path, items, image dirs, types, image size, bbox) of each shard, set by convert()
 
 
 def write_shard_task(index):
     """write_shard for TASKS[index] in a worker process, with the shard's image count for progress."""
-    path, items, image_dirs, image_types, image_size = TASKS[index]
-    return path, len(items), write_shard(path, items, image_dirs, image_types, image_size)
+    path, items, image_dirs, image_types, image_size, bbox = TASKS[index]
+    return path, len(items), write_shard(path, items, image_dirs, image_types, image_size, bbox)
 
 
 def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
@@ -486,7 +487,7 @@ def write_manifest(out_dir, manifest):
 
 
 def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto',
-               image_size=0):
+               image_size=0, bbox=True):
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
     layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
@@ -500,6 +501,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         settings['labels'] = layout.labels  # subfolder name -> image/folder/label
     if image_size:
         settings['image_size'] = image_size
+        settings['bbox'] = bbox and 'bbox' in annotations and 'img_celeba' in image_types
     logging.info('%s: %s layout, image types %s, annotations %s', dataset_path, layout.name,
                  ', '.join(image_types), ', '.join(sorted(annotations)) or 'none')
     tasks, parts = [], {}
@@ -521,7 +523,8 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         parts[part] = {'settings': settings, 'images': len(part_ids),
                        'planned_shards': len(shards),
                        'shards': {n: s for n, s in done.items() if n in names}}
-        tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types, image_size)
+        tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types, image_size,
+                   bbox)
                   for name, items in shards if name not in parts[part]['shards']]
         manifest['partitions'][part] = summarise(parts[part])
     write_manifest(out_dir, manifest)
@@ -532,14 +535,14 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
 
 
 def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, workers=1,
-            overwrite=False, progress=True, layout='auto', image_size=0):
+            overwrite=False, progress=True, layout='auto', image_size=0, bbox=True):
     """Convert CelebA or a folder of pictures to shards in out_dir, resuming finished shards;
     returns the manifest."""
     global TASKS
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
-                                                shard_mb, overwrite, layout, image_size)
+                                                shard_mb, overwrite, layout, image_size, bbox)
             # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
             # tasks pickled through a 64 KB pipe kept them waiting for this process
             with worker_pool(min(workers, len(TASKS))) as pool, \
@@ -618,6 +621,7 @@ def verify(out_dir, progress=True):
     for part, entry in sorted(manifest['partitions'].items()):
         types = entry['settings']['image_types']
         image_size = entry['settings'].get('image_size', 0)
+        bbox = entry['settings'].get('bbox', False)
         files = sorted(glob.glob(record_pattern(out_dir, part)))
         listed = set(entry['shards'])
         for name in sorted(listed - {os.path.basename(f) for f in files}):
@@ -625,7 +629,7 @@ def verify(out_dir, progress=True):
         total = 0
         for path in tqdm(files, desc='verifying ' + part, unit='shard', disable=not progress):
             name = os.path.basename(path)
-            count, error = verify_shard(path, types, image_size)
+            count, error = verify_shard(path, types, image_size, bbox)
             total += count
             if error:
                 problems.append('{}: {}'.format(name, error))
@@ -642,10 +646,10 @@ def verify(out_dir, progress=True):
     return problems
 
 
-def verify_shard(path, image_types, image_size=0):
+def verify_shard(path, image_types, image_size=0, bbox=False):
     """Count one shard's records, parsing each and decoding its images (or checking the size of
     its preresized ones); returns (count, error)."""
-    keys = [dataset.preresized_key(t, False, image_size) if image_size else
+    keys = [dataset.preresized_key(t, bbox and t == 'img_celeba', image_size) if image_size else
             'image/{}/encoded'.format(t) for t in image_types]
     features = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
 
@@ -690,7 +694,8 @@ def main(_argv):
         workers = FLAGS.workers or os.cpu_count() or 1
         manifest = convert(FLAGS.DatasetPath, FLAGS.TFRecordPath, FLAGS.Partition,
                            FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
-                           layout=FLAGS.layout, image_size=int(FLAGS.image_size))
+                           layout=FLAGS.layout, image_size=int(FLAGS.image_size),
+                           bbox=FLAGS.bbox)
     except UsageError as e:
         fail(e)
     images = 0

@@ -285,22 +285,27 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uin
     keys = first_example(files).features.feature
     crop_bbox = bbox and image_type == 'img_celeba'
     raw_key = preresized_key(image_type, crop_bbox, size)
-    stored = sorted(int(k.rsplit('raw', 1)[1]) for k in keys
-                    if k.startswith(preresized_key(image_type, crop_bbox, '')))
     if raw_key in keys:
         logging.info('Using the %dx%d images stored in the records of %s (no decoding)', size,
                      size, tfrecord_dir)
-        records = read_records(files).map(
-            lambda r: tf.reshape(tf.io.decode_raw(tf.io.parse_single_example(
-                r, {raw_key: tf.io.FixedLenFeature([], tf.string)})[raw_key], tf.uint8),
-                [size, size, 3]), num_parallel_calls=AUTOTUNE, deterministic=True)
-        return records if uint8 else to_unit_range(records)
+
+        def parse_batch(records):  # vectorised: a batch of records parsed and decoded at once
+            pixels = tf.io.parse_example(records, {raw_key: tf.io.FixedLenFeature([], tf.string)})
+            return tf.reshape(tf.io.decode_raw(pixels[raw_key], tf.uint8), [-1, size, size, 3])
+
+        images = read_records(files).batch(256).map(
+            parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+        return images if uint8 else to_unit_range(images)
     image_key = 'image/{}/encoded'.format(image_type)
+    stored = sorted(k for k in keys if k.startswith('image/{}/'.format(image_type)) and 'raw' in k)
     if stored and image_key not in keys:
-        raise UsageError('the records in {} hold {} images preresized to {} px, not {} px: train '
-                         'with --DisInSize={} or reconvert with --image_size={}.'.format(
-                             tfrecord_dir, image_type, ', '.join(map(str, stored)), size,
-                             stored[0], size))
+        raise UsageError('the records in {} hold {} images preresized as {}, not the {} {} px ones '
+                         'asked for: train with the --DisInSize (and --bbox) they were made for, or '
+                         'reconvert with --image_size={}{}.'.format(
+                             tfrecord_dir, image_type, ', '.join(k.rsplit('/', 1)[1] for k in stored),
+                             'bbox crops at' if crop_bbox else 'centre squares at', size, size,
+                             '' if image_type != 'img_celeba' else
+                             ' --bbox' if crop_bbox else ' --nobbox'))
     if image_key not in keys:
         present = sorted(t for t in CELEBA_TYPES + ('folder',) if 'image/{}/encoded'.format(t) in keys)
         raise UsageError('the records in {} do not hold {} (they hold: {}): train with '
@@ -354,10 +359,13 @@ def source_identity(image_type, array_path, tfrecord_dir, partition):
 
 
 def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_batches=0):
-    """Shuffle (seeded, one order per call), batch, skip already-trained batches and prefetch."""
+    """Shuffle (seeded, one order per call), batch, skip already-trained batches and prefetch;
+    uint8 images are brought to float32 in [-1, 1] a batch at a time."""
     if shuffle_buffer > 1:
         images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     batches = images.batch(batch_size, drop_remainder=drop_remainder)
     if skip_batches:
         batches = batches.skip(skip_batches)
+    if images.element_spec.dtype == tf.uint8:
+        batches = to_unit_range(batches)
     return batches.prefetch(AUTOTUNE)

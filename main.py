@@ -69,6 +69,18 @@ flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker']
 flags.DEFINE_integer('steps_per_loop', 1, 'train steps run inside one tf.function call before the '
                      'host reads the metrics; progress bar, TensorBoard points, the NaN check and '
                      'Ctrl-C act every N steps (default 1; try 10-50 on a GPU, see bench.py)')
+flags.DEFINE_integer('eval_every', 0, 'measure FID, KID, precision/recall and IS every N epochs into '
+                     '{LOG_PATH}/{SaveName}-eval.csv, keeping the best generator in '
+                     '{MODEL_PATH}/{SaveName}/best/; 0 (default) = never')
+flags.DEFINE_integer('eval_samples', 10000, 'generated images per evaluation (default 10,000)')
+flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statistics (default '
+                     '50,000, or all if fewer)')
+flags.DEFINE_string('feature_model', '', 'saved .keras feature model for the evaluation (default: '
+                    'Keras\' InceptionV3 with ImageNet weights); see evaluate.py')
+flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' InceptionV3 ImageNet weights '
+                    'for machines without internet (default: Keras\' download)')
+flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (default: fid_stats/ '
+                    'beside the records or the npz, else ./fid_stats)')
 flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across replicas '
                      '(default False)')
 

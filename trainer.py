@@ -99,12 +99,30 @@ def configure_tensorflow():
     tf.config.optimizer.set_experimental_options({'remapping': False})
 
 
-def auto_precision(gpus=None, cpu_flags=None):
+def conv_speedup(repeats=3):
+    """How many times faster a convolution of the discriminator's shape runs in bf16 than in fp32
+    on this CPU (a quarter of a second to measure)."""
+    times = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        x = tf.cast(tf.random.uniform([16, 16, 16, 256]), dtype)
+        kernel = tf.cast(tf.random.uniform([4, 4, 256, 512]), dtype)
+        conv = tf.function(lambda a, k: tf.nn.conv2d(a, k, 2, 'SAME'))
+        conv(x, kernel).numpy()  # warm-up: tracing and oneDNN's kernel choice
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = conv(x, kernel)
+        out.numpy()
+        times[dtype] = time.perf_counter() - start
+    return times[tf.float32] / times[tf.bfloat16]
+
+
+def auto_precision(gpus=None, cpu_flags=None, measure=conv_speedup):
     """The fastest --mixed_precision for this machine, and why: ('bf16' | 'fp16' | 'none', reason).
 
-    bf16 on GPUs of compute capability 8.0 or more and on CPUs with AMX; fp16 with loss scaling on
-    7.x GPUs (tensor cores without bf16); fp32 otherwise. CPUs with AVX-512 bf16 but no AMX run
-    the seed's model slower in bf16 than in fp32 (0.62x measured), so they get fp32.
+    GPUs: bf16 from compute capability 8.0, fp16 with loss scaling on 7.x (tensor cores without
+    bf16), fp32 below. CPUs: bf16 where a bf16 convolution measures at least 1.15x fp32 (CPUs
+    with AMX, and some with AVX-512 bf16 alone: 1.3x on one AMD host, 0.62x on another host), fp32
+    otherwise, and on CPUs with no bf16 instructions at all.
     """
     if gpus is None:
         gpus = [tf.config.experimental.get_device_details(g).get('compute_capability')
@@ -124,11 +142,13 @@ def auto_precision(gpus=None, cpu_flags=None):
                                   if line.startswith('flags')), [])
         except OSError:
             cpu_flags = []
-    if 'amx_bf16' in cpu_flags:
-        return 'bf16', 'CPU with AMX (amx_bf16): bf16 matrix units'
-    if 'avx512_bf16' in cpu_flags:
-        return 'none', 'CPU with AVX-512 bf16 but no AMX: bf16 is slower than fp32 there'
-    return 'none', 'CPU without bf16 matrix units'
+    units = [f for f in ('amx_bf16', 'avx512_bf16') if f in cpu_flags]
+    if not units:
+        return 'none', 'CPU without bf16 instructions'
+    speedup = measure()
+    return ('bf16' if speedup >= 1.15 else 'none',
+            'CPU with {}: a bf16 convolution ran at {:.2f}x fp32 here'.format(
+                ' and '.join(units), speedup))
 
 
 def make_strategy(name):
@@ -665,9 +685,7 @@ class Trainer:
                                                                         full_epoch))
             # preresized records are cached as uint8: a quarter of the memory, the same images
             images = images.cache()
-        if images.element_spec.dtype == tf.uint8:
-            images = dataset.to_unit_range(images)
-        self.images = images
+        self.images = images  # uint8 ones become float32 a batch at a time, in make_batches
         # uncached and unconverted, for the reference statistics of --eval_every
         self.source_images = create_dataset(c)[0] if c.eval_every else None
         # run bookkeeping, the same on every worker: plain local variables

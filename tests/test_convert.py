@@ -306,7 +306,7 @@ def test_incomplete_annotation_file(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('make,message', [
     (lambda p: None, 'does not exist: point it at the CelebA folder'),
-    (lambda p: os.makedirs(p), 'is not a CelebA folder'),
+    (lambda p: os.makedirs(p), 'holds no pictures'),  # no CelebA files: a folder, but empty
     (lambda p: os.makedirs(os.path.join(p, 'Anno')), 'has no image folder'),
 ])
 def test_bad_dataset_path(tmp_path, make, message):

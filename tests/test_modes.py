@@ -81,18 +81,28 @@ def test_fp16_skipped_steps_still_advance_the_global_step(mnist_npz, tmp_path):
     assert float(run.G_opt.learning_rate) == pytest.approx(2e-4)
 
 
-@pytest.mark.parametrize('gpus,flags,mode', [
-    ([(9, 0)], [], 'bf16'),               # H100: bf16 tensor cores
-    ([(8, 0), (8, 6)], [], 'bf16'),
-    ([(7, 0)], [], 'fp16'),               # V100: fp16 only
-    ([(6, 1)], [], 'none'),
-    ([], ['avx512f', 'amx_bf16', 'avx512_bf16'], 'bf16'),  # AMX: bf16 1.6x fp32 measured
-    ([], ['avx512f', 'avx512_bf16'], 'none'),              # no AMX: bf16 0.62x fp32 measured
-    ([], ['sse2'], 'none'),
+@pytest.mark.parametrize('gpus,flags,speedup,mode', [
+    ([(9, 0)], [], None, 'bf16'),               # H100: bf16 tensor cores
+    ([(8, 0), (8, 6)], [], None, 'bf16'),
+    ([(7, 0)], [], None, 'fp16'),               # V100: fp16 only
+    ([(6, 1)], [], None, 'none'),
+    ([], ['avx512f', 'amx_bf16', 'avx512_bf16'], 2.5, 'bf16'),  # AMX: 1.6x fp32 in training
+    ([], ['avx512f', 'avx512_bf16'], 1.9, 'bf16'),   # AMD host here: 1.3x fp32 in training
+    ([], ['avx512f', 'avx512_bf16'], 0.6, 'none'),   # the host: 0.62x fp32
+    ([], ['sse2', 'avx2'], None, 'none'),            # nothing to measure
 ])
-def test_auto_precision_per_machine(gpus, flags, mode):
-    chosen, reason = trainer.auto_precision(gpus, flags)
+def test_auto_precision_per_machine(gpus, flags, speedup, mode):
+    def measure():
+        assert speedup is not None, 'measured where no bf16 unit can help'
+        return speedup
+    chosen, reason = trainer.auto_precision(gpus, flags, measure)
     assert chosen == mode and reason
+    if speedup:
+        assert '{:.2f}x fp32'.format(speedup) in reason
+
+
+def test_conv_speedup_is_measured():
+    assert 0.05 < trainer.conv_speedup(repeats=1) < 20
 
 
 def test_auto_precision_in_a_run(mnist_npz, tmp_path, caplog):

@@ -12,10 +12,19 @@ from utils import UsageError
 
 @pytest.fixture(scope='module')
 def preresized(celeba_root, tmp_path_factory):
-    """celeba_root converted with --image_size=32: every type, bbox and centre crops, no files."""
+    """celeba_root converted with --image_size=32: every type, img_celeba by its bbox, no files."""
     out = str(tmp_path_factory.mktemp('preresized'))
     convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False,
                              image_size=32)
+    return out
+
+
+@pytest.fixture(scope='module')
+def centre_squares(celeba_root, tmp_path_factory):
+    """celeba_root converted with --image_size=32 --nobbox (the shards of `records`)."""
+    out = str(tmp_path_factory.mktemp('centre'))
+    convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False,
+                             image_size=32, bbox=False)
     return out
 
 
@@ -27,9 +36,11 @@ def images(records, image_type, bbox, size=32, partition='all'):
 @pytest.mark.parametrize('image_type,bbox', [('img_celeba', True), ('img_celeba', False),
                                              ('img_align_celeba', False),
                                              ('img_align_celeba_png', False)])
-def test_preresized_images_equal_the_decoded_ones(records, preresized, image_type, bbox):
+def test_preresized_images_equal_the_decoded_ones(records, preresized, centre_squares, image_type,
+                                                  bbox):
     want = images(records, image_type, bbox)
-    got = images(preresized, image_type, bbox)
+    got = images(preresized if bbox or image_type != 'img_celeba' else centre_squares, image_type,
+                 bbox)
     assert got.shape == want.shape == (36, 32, 32, 3)
     # the same crop and resize, rounded to whole pixel values once
     np.testing.assert_allclose(got, want, atol=0.5 / 127.5 + 1e-6)
@@ -39,16 +50,21 @@ def test_preresized_images_equal_the_decoded_ones(records, preresized, image_typ
 def test_preresized_records_hold_no_files_and_verify(preresized):
     example = dataset.first_example(dataset.partition_files(preresized, 'train'))
     keys = set(example.features.feature)
-    assert {'image/img_celeba/raw32', 'image/img_celeba/bbox_raw32', 'image/img_align_celeba/raw32',
+    assert {'image/img_celeba/bbox_raw32', 'image/img_align_celeba/raw32',
             'image/img_align_celeba_png/raw32', 'image/img_celeba/filename'} <= keys
-    assert not any(k.endswith('/encoded') for k in keys)
+    assert not any(k.endswith('/encoded') for k in keys) and 'image/img_celeba/raw32' not in keys
+    # one 32x32x3 image of each type, the annotations: records of about 9 KB
+    assert len(example.SerializeToString()) < 3 * 32 * 32 * 3 + 1000
     assert convert_tfrecord.verify(preresized, progress=False) == []
 
 
-def test_size_mismatch_names_both_sizes(preresized):
-    with pytest.raises(UsageError, match='preresized to 32 px, not 64 px: train with '
-                       '--DisInSize=32 or reconvert with --image_size=64'):
+def test_size_and_crop_mismatch_name_both(preresized):
+    with pytest.raises(UsageError, match='hold img_celeba images preresized as bbox_raw32, not the '
+                       'bbox crops at 64 px .* reconvert with --image_size=64 --bbox'):
         dataset.load_celeba(preresized, 'all', 'img_celeba', True, 64)
+    with pytest.raises(UsageError, match='preresized as bbox_raw32, not the centre squares at 32 '
+                       'px .* --image_size=32 --nobbox'):
+        dataset.load_celeba(preresized, 'all', 'img_celeba', False, 32)
 
 
 def test_cached_and_uncached_training_are_identical(preresized, tmp_path):

@@ -239,3 +239,14 @@ def test_helpshort_lists_flags():
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
     assert '--DisInSize' in result.stdout and '--mixed_precision' in result.stdout
     assert 'digits' in result.stdout
+
+
+@pytest.mark.slow
+def test_every_config_field_is_a_flag_with_the_same_default():
+    code = ('import dataclasses, main, trainer; from absl import flags; flags.FLAGS(["main.py"]); '
+            'names = {f.name for f in dataclasses.fields(trainer.Config)}; '
+            'defined = {f.name for f in flags.FLAGS.get_flags_for_module("main")}; '
+            'print(sorted(names ^ defined), main.config_from_flags() == trainer.Config())')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env=script_env(), cwd=ROOT, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == '[] True', result.stderr
