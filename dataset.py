@@ -34,17 +34,22 @@ def record_pattern(tfrecord_dir, partition):
 
 # ----------------------------------------------------------------------------- MNIST
 
+def keras_download(module, name, fix):
+    """The training images of keras.datasets.{module}, or one error saying how to do without."""
+    import keras
+    try:
+        (train_x, _), _ = getattr(keras.datasets, module).load_data()
+    except Exception as e:  # any network or cache failure
+        raise UsageError('could not download {} ({}): {}, or try --ImageType=digits, which needs '
+                         'no download.'.format(name, type(e).__name__, fix))
+    return train_x
+
+
 def read_mnist_npz(path):
     """Return the uint8 training digits [N, 28, 28] of an mnist.npz in Keras' layout."""
     if path is None:
-        import keras
-        try:
-            (train_x, _), _ = keras.datasets.mnist.load_data()
-        except Exception as e:  # any network or cache failure
-            raise UsageError('could not download MNIST ({}): download mnist.npz elsewhere and '
-                             'pass --mnist_path=/path/to/mnist.npz, or try --ImageType=digits, '
-                             'which needs no download.'.format(type(e).__name__))
-        return train_x
+        return keras_download('mnist', 'MNIST', 'download mnist.npz elsewhere and pass '
+                              '--mnist_path=/path/to/mnist.npz')
     if not os.path.isfile(path):
         raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
                          'mnist.npz, or leave it empty to download MNIST.'.format(path))
@@ -103,15 +108,8 @@ def read_cifar10(path):
     """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3]: from the official
     cifar-10-python.tar.gz, an npz in Keras' layout, or (path None) Keras' download."""
     if path is None:
-        import keras
-        try:
-            (train_x, _), _ = keras.datasets.cifar10.load_data()
-        except Exception as e:  # any network or cache failure
-            raise UsageError('could not download CIFAR-10 ({}): download {} elsewhere and pass '
-                             '--cifar_path=/path/to/cifar-10-python.tar.gz, or try '
-                             '--ImageType=digits, which needs no download.'.format(
-                                 type(e).__name__, CIFAR_URL))
-        return train_x
+        return keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
+                              '--cifar_path=/path/to/cifar-10-python.tar.gz'.format(CIFAR_URL))
     if not os.path.isfile(path):
         raise UsageError('--cifar_path {} does not exist: give the official '
                          'cifar-10-python.tar.gz or an npz with x_train, or leave it empty to '
