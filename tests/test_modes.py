@@ -13,8 +13,8 @@ from PIL import Image
 
 import trainer
 import utils
-from conftest import (ROOT, SMALL, error_line, run_script, script_env, small_config,
-                      train_in_process)
+from conftest import ROOT, script_env, small_config, train_in_process
+from utils import UsageError
 
 
 def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):
@@ -41,17 +41,6 @@ def test_mode_trains(mnist_npz, tmp_path, mode):
     assert run.train_step.experimental_get_tracing_count() == 1
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('mode', [['--mixed_precision=bf16'], ['--jit']])
-def test_mode_flag_trains(mnist_npz, tmp_path, mode):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--epochs=1', '--steps_per_epoch=2', '--seed=4']
-                        + mode, str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert 'train_step was traced 1 time(s)' in result.stderr
-    assert utils.read_loss_csv(str(tmp_path / 'logs' / 'MNIST-False-loss.csv'))['epoch'].size == 1
-
-
 class HugeLossScale(trainer.Hook):
     """Makes every fp16 step overflow, so that the LossScaleOptimizers skip it."""
 
@@ -61,9 +50,9 @@ class HugeLossScale(trainer.Hook):
 
 
 def test_fp16_skipped_steps_still_advance_the_global_step(mnist_npz, tmp_path):
-    # fp16 convolutions are a GPU path; on CPU only XLA makes them fast enough for a test
+    # without XLA: fp16 CPU kernels are slow, but 2 small steps take seconds
     run, ckpt = run_mode(mnist_npz, str(tmp_path), epochs=1, extra_hooks=[HugeLossScale()],
-                         mixed_precision='fp16', jit=True)
+                         mixed_precision='fp16')
     assert run.Generator.layers[2].compute_dtype == 'float16'
     # every update overflowed and was skipped, halving the loss scale each time...
     for opt in ('G_opt', 'D_opt'):
@@ -170,8 +159,7 @@ def test_multi_worker_matches_single_device(single):
         assert_same_step(single, results)
 
 
-@pytest.mark.slow
-def test_multi_worker_needs_tf_config(mnist_npz, tmp_path):
-    result = run_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                                            '--strategy=multi_worker'], str(tmp_path))
-    assert '--strategy=multi_worker needs TF_CONFIG' in error_line(result)
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+    with pytest.raises(UsageError, match='--strategy=multi_worker needs TF_CONFIG'):
+        trainer.make_strategy('multi_worker')

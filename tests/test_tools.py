@@ -169,5 +169,3 @@ def test_plot_logs_cli_writes_beside_the_grids(trained):
     # the default --out_dir is main.py's --PLOT_PATH default, plot/
     for name in ('MNIST-False-losses.png', 'MNIST-False-probabilities.png', 'MNIST-False.gif'):
         assert os.path.isfile(os.path.join(trained, 'plot', name))
-    line = error_line(run_script('plot_logs.py', ['missing-loss.csv'], trained))
-    assert 'does not exist: pass a loss CSV' in line

@@ -210,12 +210,6 @@ def bad_run(tmp_path, args, env=None):
 
 
 @pytest.mark.slow
-def test_one_error_line_and_exit_status(tmp_path):
-    line = bad_run(tmp_path, ['--ImageType=img_align_celeba', '--TFRecordPath=nowhere'])
-    assert '--TFRecordPath nowhere does not exist: convert CelebA first' in line
-
-
-@pytest.mark.slow
 def test_no_flags_says_what_to_do(tmp_path):
     line = error_line(run_script('main.py', [], str(tmp_path)))
     assert 'no CelebA records given: convert CelebA first' in line
