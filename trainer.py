@@ -671,6 +671,9 @@ class Trainer:
         for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
             utils.check_writable(folder)
         images, self.n_images = create_dataset(c, uint8=True)
+        # uncached float32 images, for the reference statistics of --eval_every
+        self.source_images = (dataset.to_unit_range(images)
+                              if images.element_spec.dtype == tf.uint8 else images)
         full_epoch = (self.n_images // c.BATCH_SIZE if c.jit
                       else math.ceil(self.n_images / c.BATCH_SIZE))
         if full_epoch == 0:
@@ -686,8 +689,6 @@ class Trainer:
             # preresized records are cached as uint8: a quarter of the memory, the same images
             images = images.cache()
         self.images = images  # uint8 ones become float32 a batch at a time, in make_batches
-        # uncached and unconverted, for the reference statistics of --eval_every
-        self.source_images = create_dataset(c)[0] if c.eval_every else None
         # run bookkeeping, the same on every worker: plain local variables
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         with self.strategy.scope():

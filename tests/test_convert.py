@@ -302,6 +302,7 @@ def test_incomplete_annotation_file(tmp_path):
     (lambda p: None, 'does not exist: point it at the CelebA folder'),
     (lambda p: os.makedirs(p), 'holds no pictures'),  # no CelebA files: a folder, but empty
     (lambda p: os.makedirs(os.path.join(p, 'Anno')), 'has no image folder'),
+    (lambda p: open(p, 'w').close(), 'is a file: point it at the folder'),
 ])
 def test_bad_dataset_path(tmp_path, make, message):
     root = str(tmp_path / 'src')

@@ -111,17 +111,6 @@ def test_interrupted_folder_conversion_resumes_to_the_same_records(pictures, fol
         [e.SerializeToString() for e in records_of(folder_records[0])]
 
 
-@pytest.mark.parametrize('make,message', [
-    (lambda root: os.makedirs(root), 'holds no pictures'),
-    (lambda root: open(root, 'w').close(), 'is a file: point it at the folder'),
-])
-def test_empty_folder_and_file(tmp_path, make, message):
-    root = str(tmp_path / 'src')
-    make(root)
-    with pytest.raises(UsageError, match=message):
-        convert_tfrecord.convert(root, str(tmp_path / 'rec'), 'all', progress=False)
-
-
 def test_no_readable_pictures_is_one_message_with_the_skip_list(tmp_path):
     root = tmp_path / 'src'
     root.mkdir()
