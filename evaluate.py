@@ -21,7 +21,7 @@ from utils import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
-                    'file together with --ImageType, --DisInSize and --noise_dim')
+                    'file together with --ImageType, --DisInSize, --noise_dim and --filters')
 flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES),
                   'real images to compare with, as main.py\'s --ImageType (default MNIST)')
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
@@ -37,6 +37,7 @@ flags.DEFINE_boolean('bbox', True, 'crop img_celeba faces by their bounding box 
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 '
                      '(default 64); a generator.keras file knows its own')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
+flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
 flags.DEFINE_integer('num_samples', 10000, 'generated images to measure (default 10,000; the '
                      'published FID protocol uses 50,000)')
 flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statistics (default '
@@ -91,7 +92,7 @@ def main(_argv):
                                 bbox=FLAGS.bbox, ref_samples=FLAGS.ref_samples,
                                 stats_dir=FLAGS.stats_dir)
         generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType),
-                                         FLAGS.DisInSize, FLAGS.noise_dim)
+                                         FLAGS.DisInSize, FLAGS.noise_dim, FLAGS.filters)
         if FLAGS.out:
             utils.check_writable(os.path.dirname(FLAGS.out) or '.')
         result = evaluate_generator(generator, config, FLAGS.num_samples, FLAGS.feature_model,

@@ -13,11 +13,12 @@ from utils import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
-                    'file together with --ImageType and --DisInSize')
+                    'file together with --ImageType, --DisInSize and --filters')
 flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES), 'with a .weights.h5 file: '
                   'MNIST or digits (1 channel), or another type (3 channels) (default MNIST)')
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
+flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
 flags.DEFINE_string('out', 'samples.png', 'output PNG (default samples.png)')
 flags.DEFINE_integer('rows', 4, 'grid rows; with --interpolate, the number of walks (default 4)')
 flags.DEFINE_integer('cols', 4, 'grid columns (default 4)')
@@ -136,7 +137,7 @@ def main(_argv):
         if FLAGS.rows < 1 or FLAGS.cols < 1 or FLAGS.steps < 2:
             raise UsageError('--rows and --cols must be at least 1 and --steps at least 2.')
         generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType), FLAGS.DisInSize,
-                                         FLAGS.noise_dim)
+                                         FLAGS.noise_dim, FLAGS.filters)
         name = os.path.basename(os.path.dirname(os.path.abspath(FLAGS.model)))
         utils.check_writable(os.path.dirname(FLAGS.out) or '.')
         images, latents, (rows, cols), title, labels = draw(

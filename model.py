@@ -29,18 +29,28 @@ def num_blocks(image_size):
     return int(math.log2(image_size)) - 2
 
 
-def Dis_Net(ImageSize, Channel, sync_bn=False):
-    """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1]."""
+def check_filters(filters, image_size):
+    """Refuse a --filters that does not halve down to a whole number at every block."""
+    smallest = 2 ** (num_blocks(image_size) - 1)
+    if filters < smallest or filters % smallest:
+        raise ValueError('filters must be a multiple of {} at DisInSize {} (each block halves it), '
+                         'got {}'.format(smallest, image_size, filters))
+
+
+def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024):
+    """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
+    filters is the last block's width (the seed's 1024), halved at each block before it."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
             raise ValueError('Dis_Net needs a square image, got {}x{}.'.format(Length, Width))
         ImageSize = Length
     blocks = num_blocks(ImageSize)
+    check_filters(filters, ImageSize)
     x = inputs_x = Input([ImageSize, ImageSize, Channel])
     # the seed's 64x64 net has 128, 256, 512, 1024 filters; 32 drops the 128 block, 128 adds a 64 one
-    filters = [1024 // 2 ** i for i in reversed(range(blocks))]
-    for i, f in enumerate(filters):
+    widths = [filters // 2 ** i for i in reversed(range(blocks))]
+    for i, f in enumerate(widths):
         # state size: (ImageSize / 2^(i+1)) x (ImageSize / 2^(i+1)) x f
         x = Conv2D(f, (4, 4), strides=(2, 2), padding='same')(x)
         if i > 0:
@@ -58,20 +68,22 @@ def Dis_Net(ImageSize, Channel, sync_bn=False):
     return keras.Model(inputs_x, output, name='Discriminator')
 
 
-def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False):
-    """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]."""
+def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024):
+    """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]; filters is the
+    first block's width (the seed's 1024), halved at each block after it."""
     blocks = num_blocks(image_size)
+    check_filters(filters, image_size)
     x = inputs_x = Input([noise_dim])
     x = Reshape((1, 1, noise_dim))(x)
 
-    # state size: 4x4x1024
-    x = Conv2DTranspose(1024, (4, 4), strides=(1, 1), padding='valid')(x)
+    # state size: 4x4xfilters (the seed's 4x4x1024)
+    x = Conv2DTranspose(filters, (4, 4), strides=(1, 1), padding='valid')(x)
     x = BatchNormalization(synchronized=sync_bn)(x)
     x = LeakyReLU()(x)
 
     for i in range(1, blocks):
-        # state size: 2^(i+2) x 2^(i+2) x 1024 / 2^i
-        x = Conv2DTranspose(1024 // 2 ** i, (4, 4), strides=(2, 2), padding='same')(x)
+        # state size: 2^(i+2) x 2^(i+2) x filters / 2^i
+        x = Conv2DTranspose(filters // 2 ** i, (4, 4), strides=(2, 2), padding='same')(x)
         x = BatchNormalization(synchronized=sync_bn)(x)
         x = LeakyReLU()(x)
 
@@ -81,18 +93,18 @@ def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False):
     return keras.Model(inputs_x, output, name='Generator')
 
 
-def load_generator(path, channels, image_size, noise_dim):
+def load_generator(path, channels, image_size, noise_dim, filters=1024):
     """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it."""
     if not os.path.isfile(path):
         raise UsageError('--model {} does not exist: pass models/{{SaveName}}/generator.keras (or '
                          'Generator.weights.h5) from a training run.'.format(path))
     try:
         if path.endswith('.weights.h5'):
-            generator = Gen_Net(channels, noise_dim, image_size)
+            generator = Gen_Net(channels, noise_dim, image_size, filters=filters)
             generator.load_weights(path)
             return generator
         return keras.models.load_model(path, compile=False)
     except (ValueError, OSError) as e:
         raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
-                         '--DisInSize and --noise_dim of its training run.'.format(
+                         '--DisInSize, --noise_dim and --filters of its training run.'.format(
                              path, str(e).splitlines()[0][:200]))

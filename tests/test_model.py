@@ -49,6 +49,16 @@ def test_block_added_or_removed():
             if isinstance(l, keras.layers.Conv2D)] == [64, 128, 256, 512, 1024, 1]
 
 
+def test_filters_set_the_widths():
+    assert [l.filters for l in model.Gen_Net(3, image_size=64, filters=256).layers
+            if isinstance(l, keras.layers.Conv2DTranspose)] == [256, 128, 64, 32, 3]
+    assert [l.filters for l in model.Dis_Net(64, 3, filters=256).layers
+            if isinstance(l, keras.layers.Conv2D)] == [32, 64, 128, 256, 1]
+    for filters in (4, 100):  # 64 px halves it three times: a multiple of 8
+        with pytest.raises(ValueError, match='filters must be a multiple of 8 at DisInSize 64'):
+            model.Gen_Net(3, image_size=64, filters=filters)
+
+
 @pytest.mark.parametrize('size', [16, 48, 96, 256])
 def test_unsupported_size(size):
     with pytest.raises(ValueError, match='DisInSize must be one of 32, 64, 128'):

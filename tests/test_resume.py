@@ -1,127 +1,21 @@
-"""Stopping and continuing a run: SIGINT, SIGKILL, incompatible resume, NaN, seeds, export, lock."""
+"""Stopping and continuing a run in this process: stop requests, incompatible resume, NaN, seeds,
+export, lock (Ctrl-C and kill -9 of main.py: test_interrupt.py)."""
 import glob
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import trainer
-from conftest import (SMALL, StopAt, run_script, script_env, small_config, start_script,
-                      train_in_process)
+from conftest import StopAt, csv_text, script_env, small_config, train_in_process
 from utils import UsageError
-
-EPOCHS = ['--epochs=3', '--steps_per_epoch=6']
-
-
-def mnist_args(mnist_npz, *extra):
-    return SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--seed=5'] + EPOCHS + \
-        list(extra)
-
-
-def csv_text(cwd):
-    return open(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv')).read()
-
-
-def checkpoint(cwd):
-    return tf.train.load_checkpoint(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))
-
-
-@pytest.fixture(scope='module')
-def reference(mnist_npz, tmp_path_factory):
-    """An uninterrupted 3-epoch run (in this process: main.py's runs must equal it)."""
-    cwd = str(tmp_path_factory.mktemp('reference'))
-    train_in_process(cwd, ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=3,
-                     steps_per_epoch=6)
-    return cwd
-
-
-def interrupt_when(proc, pattern, sig, timeout=300):
-    """Send sig to proc once its stderr matches pattern; return everything it printed."""
-    seen = []
-    fired = threading.Event()
-
-    def read():
-        buffer = ''
-        for chunk in iter(lambda: proc.stderr.read1(4096), b''):
-            buffer += chunk.decode(errors='replace')
-            seen.append(chunk.decode(errors='replace'))
-            if not fired.is_set() and re.search(pattern, buffer):
-                fired.set()
-                proc.send_signal(sig)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    proc.wait(timeout=timeout)
-    reader.join(timeout=10)
-    assert fired.is_set(), ''.join(seen)
-    return proc.stdout.read().decode(), ''.join(seen)
-
-
-@pytest.mark.slow
-def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
-    cwd = str(tmp_path)
-    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 1/6', signal.SIGINT)
-    assert proc.returncode == 130, err
-    stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
-                        r'command again', out)
-    assert stopped and 1 <= int(stopped.group(1)) < 6, out + err
-    assert 'Traceback' not in err
-    assert csv_text(cwd).count('\n') == 2  # header and epoch 0
-    ckpt = checkpoint(cwd)
-    assert ckpt.get_tensor('step_in_epoch/.ATTRIBUTES/VARIABLE_VALUE') == int(stopped.group(1))
-    noise_before = ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
-
-    result = run_script('main.py', mnist_args(mnist_npz), cwd)
-    assert result.returncode == 0, result.stderr
-    assert 'Resuming from' in result.stderr and 'epoch 1, step {} of it, global step {}'.format(
-        stopped.group(1), 6 + int(stopped.group(1))) in result.stderr
-    # nothing lost or duplicated, and the numbers are those of the uninterrupted run
-    assert csv_text(cwd) == csv_text(reference)
-    assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
-        ['001.png', '002.png', '003.png']
-    ckpt = checkpoint(cwd)
-    np.testing.assert_array_equal(ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE'),
-                                  noise_before)
-    # same weights and same noise give the same grid
-    for name in ('002.png', '003.png'):
-        assert open(os.path.join(cwd, 'plot', 'MNIST-False', name), 'rb').read() == \
-            open(os.path.join(reference, 'plot', 'MNIST-False', name), 'rb').read()
-    # the step counter continued: 3 epochs of 6 steps
-    assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 18
-
-
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
-    cwd = str(tmp_path)
-    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 2/6', signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
-    result = run_script('main.py', mnist_args(mnist_npz), cwd)
-    assert result.returncode == 0, result.stderr
-    assert 'epoch 1, step 0 of it, global step 6' in result.stderr
-    assert csv_text(cwd) == csv_text(reference)
-    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3
-
-
-def test_same_seed_same_csv_other_seed_differs(reference, mnist_npz, tmp_path):
-    # main.py's own runs are compared with the reference in the SIGINT and SIGKILL tests
-    train_in_process(tmp_path / 'a', ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=3,
-                     steps_per_epoch=6)
-    train_in_process(tmp_path / 'b', ImageType='MNIST', mnist_path=mnist_npz, seed=6, epochs=1,
-                     steps_per_epoch=6)
-    assert csv_text(str(tmp_path / 'a')) == csv_text(reference)
-    first_row = csv_text(reference).splitlines()[1]
-    assert csv_text(str(tmp_path / 'b')).splitlines()[1] != first_row
 
 
 @pytest.fixture(scope='module')
@@ -147,6 +41,19 @@ def rerun(folder, mnist_npz, **changes):
     return train_in_process(folder, **settings)
 
 
+def test_same_seed_same_csv_other_seed_differs(one_epoch_run, mnist_npz, tmp_path):
+    # main.py's own runs are compared with an in-process run in the SIGINT and SIGKILL tests
+    rerun(tmp_path / 'a', mnist_npz, seed=3)
+    rerun(tmp_path / 'b', mnist_npz, seed=4)
+    assert csv_text(str(tmp_path / 'a')) == csv_text(one_epoch_run)
+    first_row = csv_text(one_epoch_run).splitlines()[1]
+    assert csv_text(str(tmp_path / 'b')).splitlines()[1] != first_row
+    a, b = [tf.train.load_checkpoint(os.path.join(folder, 'models', 'MNIST-False', 'checkpoints'))
+            for folder in (str(tmp_path / 'a'), one_epoch_run)]
+    for name in a.get_variable_to_shape_map():
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+
+
 def test_rerun_of_a_finished_run_adds_nothing(one_epoch, mnist_npz, caplog):
     rerun(one_epoch, mnist_npz)
     assert 'MNIST-False has already trained 1 epochs: raise --epochs' in caplog.text
@@ -156,6 +63,15 @@ def test_rerun_of_a_finished_run_adds_nothing(one_epoch, mnist_npz, caplog):
 def test_incompatible_resume_is_refused(one_epoch, mnist_npz):
     with pytest.raises(UsageError, match='was made with --DisInSize=32.*--noresume'):
         rerun(one_epoch, mnist_npz, epochs=2, DisInSize=64)
+    with pytest.raises(UsageError, match='was made with --filters=128.*--noresume'):
+        rerun(one_epoch, mnist_npz, epochs=2, filters=256)
+    # a run saved before --filters existed had the seed's 1024
+    flags_path = os.path.join(one_epoch, 'models', 'MNIST-False', 'flags.json')
+    saved = json.load(open(flags_path))
+    del saved['filters']
+    json.dump(saved, open(flags_path, 'w'))
+    with pytest.raises(UsageError, match='was made with --filters=1024'):
+        rerun(one_epoch, mnist_npz, epochs=2)
     assert csv_text(one_epoch).count('\n') == 2  # nothing was touched
 
 

@@ -129,12 +129,13 @@ def test_arithmetic_a_equal_c_b_empty_gives_a_mean(G):
 
 def test_generate_from_weights_file(trained, G):
     weights = os.path.join(trained, 'models', 'MNIST-False', 'Generator.weights.h5')
-    from_weights = model.load_generator(weights, 1, 32, 100)
+    from_weights = model.load_generator(weights, 1, 32, 100, filters=128)
     z = np.random.default_rng(1).standard_normal((3, 100))
     np.testing.assert_array_equal(generate.generate(from_weights, z), generate.generate(G, z))
-    with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize and --noise_dim of '
-                       'its training run'):
-        model.load_generator(weights, 1, 64, 100)
+    for size, filters in ((64, 128), (32, 1024)):  # another size, or the seed's width
+        with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize, --noise_dim and '
+                           '--filters of its training run'):
+            model.load_generator(weights, 1, size, 100, filters)
 
 
 def test_generate_bad_input(G):

@@ -53,9 +53,9 @@ def test_sample_grids_and_weights(mnist_run):
         last = np.asarray(img)
     model_dir = os.path.join(cwd, 'models', 'MNIST-False')
     # .weights.h5 files reload into fresh models and give the exported generator's outputs
-    G = model.Gen_Net(1, 100, 32)
+    G = model.Gen_Net(1, 100, 32, filters=128)
     G.load_weights(os.path.join(model_dir, 'Generator.weights.h5'))
-    D = model.Dis_Net(32, 1)
+    D = model.Dis_Net(32, 1, filters=128)
     D.load_weights(os.path.join(model_dir, 'Discriminator.weights.h5'))
     exported = keras.models.load_model(os.path.join(model_dir, 'generator.keras'))
     noise = tf.random.normal([5, 100], seed=4)
@@ -187,9 +187,11 @@ def test_missing_and_malformed_mnist(tmp_path):
                mnist_path=str(tmp_path / 'other.npz'))
 
 
-def test_unsupported_size(tmp_path):
+def test_unsupported_size_or_width(tmp_path):
     bad_config(tmp_path, 'DisInSize must be one of 32, 64, 128, got 48', ImageType='digits',
                DisInSize=48)
+    bad_config(tmp_path, '--filters must be a multiple of 8 at DisInSize 64 .*got 100',
+               ImageType='digits', DisInSize=64, filters=100)
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -1,0 +1,78 @@
+"""tf.distribute on CPU: one train step under MirroredStrategy (two logical devices) and
+MultiWorkerMirroredStrategy (two processes) equals the same step on one device."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import trainer
+from conftest import ROOT, script_env
+from utils import UsageError
+
+
+# one worker runs this file's tests, which share an expensive fixture (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('distribute')
+
+
+def dist_check(*args, env=None):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py')] +
+                            list(args), capture_output=True, text=True, timeout=300,
+                            env=env or script_env())
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope='module')
+def single():
+    return dist_check('single', '--sync_bn', '--no_dropout')
+
+
+def assert_same_step(a, b):
+    np.testing.assert_allclose(a['results'], b['results'], rtol=1e-4, atol=1e-5)
+    assert a['iterations'] == b['iterations'] == 1
+    # after the update too: gradients were all-reduced over the global batch
+    np.testing.assert_allclose(a['g_kernel_sum'], b['g_kernel_sum'], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_mirrored_matches_single_device(single):
+    mirrored = dist_check('mirrored', '--sync_bn', '--no_dropout')
+    assert mirrored['replicas'] == 2
+    assert_same_step(single, mirrored)
+    # with per-replica BatchNorm statistics the step differs: the check above can fail
+    unsynced = dist_check('mirrored', '--no_dropout')
+    assert not np.allclose(unsynced['results'], single['results'], rtol=1e-4)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_worker_matches_single_device(single):
+    workers = ['localhost:{}'.format(free_port()) for _ in range(2)]
+    procs = []
+    for index in range(2):
+        config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+        env = dict(script_env(), TF_CONFIG=json.dumps(config))
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py'), 'multi_worker',
+             '--sync_bn', '--no_dropout'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for out, err in outputs:
+        results = json.loads(out.strip().splitlines()[-1])
+        assert results['replicas'] == 2, err
+        assert_same_step(single, results)
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+    with pytest.raises(UsageError, match='--strategy=multi_worker needs TF_CONFIG'):
+        trainer.make_strategy('multi_worker')
