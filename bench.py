@@ -38,6 +38,9 @@ flags.DEFINE_string('bench_mnist', '', 'a Keras-layout mnist.npz (default: gener
 flags.DEFINE_list('loops', ['1', '4', '16'], 'steps per loop to time in the dispatch section, at '
                   'DisInSize 32, batch 16, fp32 (default 1,4,16)')
 flags.DEFINE_integer('loop_steps', 32, 'timed steps per steps-per-loop value (default 32)')
+flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters for the timed train modes and the '
+                     'dispatch section; when not the seed\'s 1024, fp32 at 1024 is timed too, for the '
+                     'ratio (default 1024)')
 flags.DEFINE_integer('inception_images', 64, 'images timed through InceptionV3 at 299x299 '
                      '(default 64)')
 
@@ -129,14 +132,15 @@ def our_pipeline(images, batch, cache=False):
     return dataset.make_batches(images.repeat(), batch, 1000, 0, False)
 
 
-def time_train(mode, batch, size, steps, warmup):
+def time_train(mode, batch, size, steps, warmup, filters=1024):
     """images/s and the model of train_step in one mode, on fixed data."""
     policy, jit = MODES[mode]
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(trainer.POLICIES[policy])
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.get_strategy()
-    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16')
+    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16',
+                                             filters=filters)
     images = tf.random.uniform([batch, size, size, 3], -1, 1)
     spec = tf.TensorSpec([batch if jit else None, size, size, 3], tf.float32)
     step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0, spec, jit)
@@ -151,7 +155,7 @@ def time_train(mode, batch, size, steps, warmup):
     return rate, G, D
 
 
-def time_loops(loops, steps, batch=16, size=32):
+def time_loops(loops, steps, batch=16, size=32, filters=1024):
     """images/s and seconds per step of the device loop for each steps-per-loop value, fp32."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
@@ -159,7 +163,7 @@ def time_loops(loops, steps, batch=16, size=32):
     step = tf.Variable(0, dtype=tf.int64)
     in_epoch = tf.Variable(0, dtype=tf.int64)
     sums = tf.Variable(tf.zeros([4], tf.float64))
-    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, step=step)
+    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, step=step, filters=filters)
     images = tf.data.Dataset.from_tensors(tf.random.uniform([batch, size, size, 3], -1, 1))
     batches = strategy.experimental_distribute_dataset(images.repeat())
     train_step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0,
@@ -253,12 +257,15 @@ def main(_argv):
           '({:.1f}x smaller)'.format(counts['faces'], record_mb['full'], record_mb['preresized'], S,
                             record_mb['full'] / record_mb['preresized']))
 
-    reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup)
+    F = FLAGS.filters
+    reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup, F)
     flop = step_flops(G, D, B)
     train = {}
     for mode in modes:
         train[mode] = reference if mode == 'fp32' else \
-            time_train(mode, B, S, FLAGS.steps, FLAGS.warmup)[0]
+            time_train(mode, B, S, FLAGS.steps, FLAGS.warmup, F)[0]
+    seed_width = reference if F == 1024 else time_train('fp32', B, S, FLAGS.steps,
+                                                         FLAGS.warmup)[0]
     peak = {'fp32': matmul_peak(tf.float32), 'bf16': matmul_peak(tf.bfloat16),
             'fp16': matmul_peak(tf.float16) if gpus else None}
     print('\n{:<10s} {:>10s} {:>9s} {:>9s} {:>12s}'.format('train mode', 'images/s', 'vs fp32',
@@ -269,6 +276,9 @@ def main(_argv):
         share = '{:.0%} {}'.format(gflops / peak[dtype], dtype) if peak[dtype] else '-'
         print('{:<10s} {:10.1f} {:8.2f}x {:9.0f} {:>12s}'.format(mode, rate, rate / reference,
                                                                 gflops, share))
+    if F != 1024:
+        print('--filters={}: {:.1f} images/s in fp32, {:.2f}x the seed\'s 1024 ({:.1f} images/s)'
+              .format(F, reference, reference / seed_width, seed_width))
     best = max(train, key=train.get)
     # auto picks a precision, not XLA: it is right if no other precision without XLA was faster
     auto_mode, auto_reason = trainer.auto_precision()
@@ -278,14 +288,14 @@ def main(_argv):
           '{}'.format(auto_key, auto_reason, fastest, '' if auto_key == fastest else
                       ': auto is WRONG on this machine'))
 
-    loops = time_loops([int(k) for k in FLAGS.loops], FLAGS.loop_steps)
+    loops = time_loops([int(k) for k in FLAGS.loops], FLAGS.loop_steps, filters=F)
     print('\n{:<16s} {:>10s} {:>12s}'.format('steps per loop', 'images/s', 'ms per step'))
     for k, row in loops.items():
         print('{:<16d} {:10.1f} {:12.1f}'.format(k, row['img_s'], row['ms_per_step']))
     most = max(loops)
     host_ms = loops[min(loops)]['ms_per_step'] - loops[most]['ms_per_step']
     print('host time per step saved by {} steps per loop: {:.1f} ms (DisInSize 32, batch 16, '
-          'fp32)'.format(most, host_ms))
+          'fp32, --filters={})'.format(most, host_ms, F))
     inception = time_inception(FLAGS.inception_images)
     print('InceptionV3 features at 299x299: {:.1f} images/s'.format(inception))
     print('\nmodel: {:.1f} GFLOP per step at batch {} ({:.2f} per image: forward+backward); '
@@ -293,12 +303,13 @@ def main(_argv):
               flop / 1e9, B, flop / B / 1e9,
               ', '.join('{} {:.0f} GFLOP/s'.format(k, v) for k, v in peak.items() if v)))
     print(json.dumps({
-        'device': device, 'batch': B, 'size': S,
+        'device': device, 'batch': B, 'size': S, 'filters': F,
         'train_img_s': {k: round(v, 2) for k, v in train.items()},
         'reference_train_img_s': round(reference, 2),
+        'seed_width_train_img_s': round(seed_width, 2),
         'pipeline_img_s': {k: round(v, 1) for k, v in pipeline.items()},
         'reference_pipeline_img_s': {k: round(v, 1) for k, v in reference_pipeline.items()},
-        'gflop_per_step': round(flop / 1e9, 2),
+        'gflop_per_step': round(flop / 1e9, 3),
         'best_mode': best,
         'best_gflop_s': round(train[best] / B * flop / 1e9, 1),
         'matmul_peak_gflop_s': {k: round(v, 1) for k, v in peak.items() if v},

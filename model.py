@@ -48,7 +48,7 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024):
     blocks = num_blocks(ImageSize)
     check_filters(filters, ImageSize)
     x = inputs_x = Input([ImageSize, ImageSize, Channel])
-    # the seed's 64x64 net has 128, 256, 512, 1024 filters; 32 drops the 128 block, 128 adds a 64 one
+    # the seed's 64x64 net: 128, 256, 512, 1024 filters; 32 drops the first block, 128 adds one
     widths = [filters // 2 ** i for i in reversed(range(blocks))]
     for i, f in enumerate(widths):
         # state size: (ImageSize / 2^(i+1)) x (ImageSize / 2^(i+1)) x f

@@ -9,11 +9,14 @@ import pytest
 
 from conftest import ROOT, run_script, script_env
 
-# multiply-adds of one 32x32 RGB image, layer by layer from model.py's shapes
-D32 = (16 * 16 * 4 * 4 * 3 * 256 + 8 * 8 * 4 * 4 * 256 * 512 + 4 * 4 * 4 * 4 * 512 * 1024
-       + 4 * 4 * 1024 + 1)
-G32 = 4 * 4 * 100 * 1024 + 4 * 4 * 4 * 4 * 1024 * 512 + 8 * 8 * 4 * 4 * 512 * 256 \
-    + 16 * 16 * 4 * 4 * 256 * 3
+
+def multiply_adds(f):
+    """Multiply-adds of one 32x32 RGB image through D and G of width f, layer by layer."""
+    d = (16 * 16 * 4 * 4 * 3 * (f // 4) + 8 * 8 * 4 * 4 * (f // 4) * (f // 2)
+         + 4 * 4 * 4 * 4 * (f // 2) * f + 4 * 4 * f + 1)
+    g = (4 * 4 * 100 * f + 4 * 4 * 4 * 4 * f * (f // 2) + 8 * 8 * 4 * 4 * (f // 2) * (f // 4)
+         + 16 * 16 * 4 * 4 * (f // 4) * 3)
+    return d, g
 
 
 @pytest.mark.slow
@@ -21,11 +24,15 @@ def test_bench_reports_every_figure(tmp_path):
     result = run_script('bench.py', ['--modes=fp32,bf16', '--batch=8', '--size=32', '--steps=1',
                                      '--warmup=1', '--pipeline_batches=2', '--celeba_images=24',
                                      '--repeats=1', '--loops=1,2', '--loop_steps=2',
-                                     '--inception_images=2'], str(tmp_path))
+                                     '--inception_images=2', '--filters=128'], str(tmp_path))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report['train_img_s']) == {'fp32', 'bf16'}
     assert report['reference_train_img_s'] == report['train_img_s']['fp32']
+    # the modes ran at --filters=128, and the seed's width once more in fp32 for the ratio
+    assert report['filters'] == 128 and report['seed_width_train_img_s'] > 0
+    assert re.search(r'^--filters=128: [\d.]+ images/s in fp32, [\d.]+x the seed\'s 1024',
+                     result.stdout, re.M)
     assert set(report['pipeline_img_s']) == {'mnist', 'mnist_cache', 'celeba_bbox',
                                              'celeba_bbox_cache', 'celeba_bbox_preresized'}
     assert report['preresized_pipeline_img_s'] == report['pipeline_img_s'][
@@ -39,7 +46,8 @@ def test_bench_reports_every_figure(tmp_path):
              *report['reference_pipeline_img_s'].values()]
     assert all(rate > 0 for rate in rates)
     # forward, backward (2x) of G; of D on real and fake images (6x); the pass back through D for G
-    assert report['gflop_per_step'] == pytest.approx(8 * 2 * (3 * G32 + 7 * D32) / 1e9, abs=0.006)
+    d, g = multiply_adds(128)
+    assert report['gflop_per_step'] == pytest.approx(8 * 2 * (3 * g + 7 * d) / 1e9, abs=0.0006)
     best = report['best_mode']
     assert report['train_img_s'][best] == max(report['train_img_s'].values())
     assert report['best_gflop_s'] == pytest.approx(

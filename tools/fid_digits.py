@@ -30,6 +30,7 @@ flags.DEFINE_string('figure', 'docs/fid_digits.png', 'the figure to write (defau
                     'docs/fid_digits.png)')
 flags.DEFINE_integer('epochs', 10, 'DCGAN epochs (default 10)')
 flags.DEFINE_integer('seed', 1, 'seed of the DCGAN run (default 1)')
+flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters of the DCGAN (default 1024, the seed\'s)')
 
 SIZE = 32
 
@@ -66,14 +67,14 @@ def main(_argv):
     # floor: two halves of the real digits; ceiling: the generator before training
     floor = metrics.fid(real[::2], real[1::2])
     keras.utils.set_random_seed(FLAGS.seed)
-    untrained = model.Gen_Net(1, 100, SIZE)
+    untrained = model.Gen_Net(1, 100, SIZE, filters=FLAGS.filters)
     ceiling = metrics.evaluate(untrained, extractor, metrics.Reference(real), len(images),
                                seed=FLAGS.seed)['fid']
     print('real-vs-real FID (floor) {:.3f}, untrained generator FID (ceiling) {:.3f}'.format(
         floor, ceiling))
 
-    config = trainer.Config(ImageType='digits', DisInSize=SIZE, BATCH_SIZE=32,
-                            epochs=FLAGS.epochs, seed=FLAGS.seed, eval_every=1,
+    config = trainer.Config(ImageType='digits', DisInSize=SIZE, filters=FLAGS.filters,
+                            BATCH_SIZE=32, epochs=FLAGS.epochs, seed=FLAGS.seed, eval_every=1,
                             eval_samples=len(images), feature_model=classifier,
                             stats_dir=os.path.join(work, 'fid_stats'), resume=False,
                             LOG_PATH=os.path.join(work, 'logs'),
