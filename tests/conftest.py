@@ -1,112 +1,44 @@
-"""Shared fixtures: generated MNIST and CelebA data, in-process training runs, and helpers to run
-the entry points as processes (tests that need a process are marked slow)."""
+"""Fixtures: generated MNIST and CelebA data, and TensorFlow set up as the entry points set it up.
+
+TensorFlow is imported by the fixtures, not here: pytest-xdist's controller process loads this file
+too, and importing TensorFlow there would cost every run 5 s before the first test.
+"""
 import os
-import signal
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import keras  # noqa: E402
-
-import trainer  # noqa: E402
-from tools import synthetic  # noqa: E402
-
-trainer.configure_tensorflow()
-
-# a small, fast training configuration used by most runs
-# (networks an eighth of the seed's width: the same layers, 2% of the weights)
-SMALL = ['--DisInSize=32', '--filters=128', '--BATCH_SIZE=8', '--steps_per_epoch=3',
-         '--notensorboard']
-SMALL_CONFIG = dict(DisInSize=32, filters=128, BATCH_SIZE=8, steps_per_epoch=3, tensorboard=False)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before any test module imports TensorFlow
 
 
-def small_config(folder, **changes):
-    """A Config for a small 32x32 run whose logs, models and plots go under folder."""
-    folder = str(folder)
-    settings = dict(SMALL_CONFIG, LOG_PATH=os.path.join(folder, 'logs'),
-                    MODEL_PATH=os.path.join(folder, 'models'),
-                    PLOT_PATH=os.path.join(folder, 'plot'))
-    settings.update(changes)
-    return trainer.Config(**settings)
-
-
-def train_in_process(folder, extra_hooks=(), **changes):
-    """Run a small training in this process; returns the finished Trainer."""
-    run = trainer.Trainer(small_config(folder, **changes), extra_hooks)
-    run.run()
-    return run
-
-
-def csv_text(folder):
-    """The loss CSV of an MNIST run in folder, as text."""
-    return open(os.path.join(folder, 'logs', 'MNIST-False-loss.csv')).read()
-
-
-class StopAt(trainer.Hook):
-    """Asks the run to stop after global step `step`, as Ctrl-C would."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, run, step, values):
-        if step >= self.step and run.stop.signal is None:
-            run.stop.signal = signal.SIGINT
+@pytest.fixture(autouse=True, scope='session')
+def tensorflow_settings():
+    """The entry points' process-wide TensorFlow settings, once per test process."""
+    import trainer
+    trainer.configure_tensorflow()
 
 
 @pytest.fixture(autouse=True)
-def float32_policy():
+def float32_policy(tensorflow_settings):
     """Every test starts and ends with Keras' default float32 policy."""
+    import keras
     keras.mixed_precision.set_global_policy('float32')
     yield
     keras.mixed_precision.set_global_policy('float32')
 
 
-def script_env():
-    """Environment for entry-point subprocesses: quiet TensorFlow, no network for Keras."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1',
-               CUDA_VISIBLE_DEVICES='-1')
-    env['KERAS_HOME'] = env.get('KERAS_HOME_TEST', os.path.join(ROOT, '.pytest_cache', 'keras'))
-    return env
-
-
-def run_script(script, args, cwd, timeout=600, env=None):
-    """Run python ROOT/script args in cwd (created if needed) and return the CompletedProcess."""
-    os.makedirs(cwd, exist_ok=True)
-    return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env or script_env())
-
-
-def start_script(script, args, cwd):
-    """Start python ROOT/script args in cwd, stderr piped (for interruption tests)."""
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=script_env())
-
-
-def error_line(result):
-    """The one 'ERROR: ...' line a failing entry point printed, asserting there is no traceback."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert 'Traceback' not in result.stderr, result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith('ERROR: ')]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 @pytest.fixture(scope='session')
 def mnist_npz(tmp_path_factory):
     """A tiny Keras-layout mnist.npz of 64 training digits."""
+    from tools import synthetic
     return synthetic.write_mnist(str(tmp_path_factory.mktemp('mnist') / 'mnist.npz'))
 
 
 @pytest.fixture(scope='session')
 def celeba_root(tmp_path_factory):
     """An official-layout CelebA folder of 36 images (22 train, 7 val, 7 test) and its bboxes."""
+    from tools import synthetic
     root = str(tmp_path_factory.mktemp('celeba'))
     return root, synthetic.write_celeba(root, n=36)
 

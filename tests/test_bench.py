@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_script, script_env
+from helpers import ROOT, run_script, script_env
 
 
 def multiply_adds(f):

@@ -13,7 +13,7 @@ import tensorflow as tf
 import convert_tfrecord
 import dataset
 from tools import synthetic
-from conftest import error_line, run_script, start_script
+from helpers import error_line, run_script, start_script
 from utils import UsageError
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trainer
-from conftest import ROOT, script_env
+from helpers import ROOT, script_env
 from utils import UsageError
 
 

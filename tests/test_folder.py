@@ -13,7 +13,7 @@ from PIL import Image
 import convert_tfrecord
 import dataset
 import utils
-from conftest import error_line, run_script, train_in_process
+from helpers import error_line, run_script, train_in_process
 from tools import synthetic
 from utils import UsageError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL, csv_text, run_script, start_script, train_in_process
+from helpers import SMALL, csv_text, run_script, start_script, train_in_process
 
 # one worker runs this file's tests, which share an expensive fixture (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('interrupt')

@@ -12,7 +12,7 @@ import metrics
 import trainer
 import utils
 from plot_logs import plot_logs
-from conftest import StopAt, error_line, run_script, script_env, train_in_process
+from helpers import StopAt, error_line, run_script, script_env, train_in_process
 from utils import UsageError
 
 

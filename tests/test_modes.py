@@ -9,7 +9,7 @@ from PIL import Image
 
 import trainer
 import utils
-from conftest import small_config, train_in_process
+from helpers import small_config, train_in_process
 
 
 def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):

@@ -6,7 +6,7 @@ import pytest
 
 import convert_tfrecord
 import dataset
-from conftest import train_in_process
+from helpers import train_in_process
 from utils import UsageError
 
 

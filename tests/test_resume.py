@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import trainer
-from conftest import StopAt, csv_text, script_env, small_config, train_in_process
+from helpers import StopAt, csv_text, script_env, small_config, train_in_process
 from utils import UsageError
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 import generate
 import model
 import utils
-from conftest import error_line, run_script, train_in_process
+from helpers import error_line, run_script, train_in_process
 from plot_logs import plot_logs
 from utils import UsageError
 

@@ -14,7 +14,7 @@ from PIL import Image
 import model
 import trainer
 import utils
-from conftest import (ROOT, SMALL, error_line, run_script, script_env, small_config,
+from helpers import (ROOT, SMALL, error_line, run_script, script_env, small_config,
                       train_in_process)
 from utils import UsageError
 

@@ -1,0 +1,81 @@
+"""What the tests share: small in-process training runs, and running the entry points as processes
+(tests that need a process are marked slow). Fixtures are in conftest.py."""
+import os
+import signal
+import subprocess
+import sys
+
+import trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# a small, fast training configuration used by most runs
+# (networks an eighth of the seed's width: the same layers, 2% of the weights)
+SMALL = ['--DisInSize=32', '--filters=128', '--BATCH_SIZE=8', '--steps_per_epoch=3',
+         '--notensorboard']
+SMALL_CONFIG = dict(DisInSize=32, filters=128, BATCH_SIZE=8, steps_per_epoch=3, tensorboard=False)
+
+
+def small_config(folder, **changes):
+    """A Config for a small 32x32 run whose logs, models and plots go under folder."""
+    folder = str(folder)
+    settings = dict(SMALL_CONFIG, LOG_PATH=os.path.join(folder, 'logs'),
+                    MODEL_PATH=os.path.join(folder, 'models'),
+                    PLOT_PATH=os.path.join(folder, 'plot'))
+    settings.update(changes)
+    return trainer.Config(**settings)
+
+
+def train_in_process(folder, extra_hooks=(), **changes):
+    """Run a small training in this process; returns the finished Trainer."""
+    run = trainer.Trainer(small_config(folder, **changes), extra_hooks)
+    run.run()
+    return run
+
+
+def csv_text(folder):
+    """The loss CSV of an MNIST run in folder, as text."""
+    return open(os.path.join(folder, 'logs', 'MNIST-False-loss.csv')).read()
+
+
+class StopAt(trainer.Hook):
+    """Asks the run to stop after global step `step`, as Ctrl-C would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, run, step, values):
+        if step >= self.step and run.stop.signal is None:
+            run.stop.signal = signal.SIGINT
+
+
+def script_env():
+    """Environment for entry-point subprocesses: quiet TensorFlow, no network for Keras."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1',
+               CUDA_VISIBLE_DEVICES='-1')
+    env['KERAS_HOME'] = env.get('KERAS_HOME_TEST', os.path.join(ROOT, '.pytest_cache', 'keras'))
+    return env
+
+
+def run_script(script, args, cwd, timeout=600, env=None):
+    """Run python ROOT/script args in cwd (created if needed) and return the CompletedProcess."""
+    os.makedirs(cwd, exist_ok=True)
+    return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env or script_env())
+
+
+def start_script(script, args, cwd):
+    """Start python ROOT/script args in cwd, stderr piped (for interruption tests)."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=script_env())
+
+
+def error_line(result):
+    """The one 'ERROR: ...' line a failing entry point printed, asserting there is no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith('ERROR: ')]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
