@@ -145,16 +145,11 @@ def read_cifar10(path):
 def load_cifar10(path, size):
     """CIFAR-10's training images at [size, size, 3] in [-1, 1]: area-shrunk or bilinear-enlarged."""
     train_x = read_cifar10(path or None)
-    ds = tf.data.Dataset.from_tensor_slices(train_x).batch(1000)
-
-    def scale(x):
-        x = (tf.cast(x, tf.float32) - 127.5) / 127.5
-        if size == 32:
-            return x
-        return tf.clip_by_value(tf.image.resize(x, [size, size], method='area' if size < 32
-                                                else 'bilinear'), -1.0, 1.0)
-
-    ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
+    ds = to_unit_range(tf.data.Dataset.from_tensor_slices(train_x).batch(1000))
+    if size != 32:
+        ds = ds.map(lambda x: tf.clip_by_value(tf.image.resize(
+            x, [size, size], method='area' if size < 32 else 'bilinear'), -1.0, 1.0),
+            num_parallel_calls=AUTOTUNE)
     return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(train_x)))
 
 

@@ -352,13 +352,14 @@ def read_saved_flags(flags_path, current):
     except ValueError as e:
         raise UsageError('{} is not valid JSON ({}): restore it, or add --noresume to start a new '
                          'run (the old one is moved aside).'.format(flags_path, e))
-    defaults = dataclasses.asdict(Config())  # runs saved before a flag existed had its default
-    wrong = [k for k in SHAPE_FLAGS if saved.get(k, defaults[k]) != current.get(k)]
+    # the networks' shape; a run saved before a flag existed had its default
+    made = {k: saved.get(k, getattr(Config, k)) for k in SHAPE_FLAGS}
+    wrong = [k for k in SHAPE_FLAGS if made[k] != current.get(k)]
     if wrong:
         raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
                          'with those values, or add --noresume to start a new run (the old one is '
                          'moved aside).'.format(os.path.dirname(flags_path), ', '.join(
-                             '--{}={}'.format(k, saved.get(k, defaults[k])) for k in wrong)))
+                             '--{}={}'.format(k, made[k]) for k in wrong)))
     return saved
 
 
