@@ -61,8 +61,9 @@ flags.DEFINE_boolean('jit', False, 'compile train_step with XLA; drops the last 
                      'shapes stay static (default False)')
 flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16', 'auto'],
                   'Keras mixed-precision policy; fp16 adds loss scaling; auto picks per machine and '
-                  'logs why: bf16 on GPUs of compute capability 8.0+ and CPUs with AMX, fp16 on '
-                  '7.x GPUs, else fp32 (default none)')
+                  'logs why: bf16 on GPUs of compute capability 8.0+ and on CPUs with bf16 '
+                  'instructions where a bf16 convolution measures 1.15x fp32 or more, fp16 on 7.x '
+                  'GPUs, else fp32 (default none)')
 flags.DEFINE_boolean('cache', False, 'keep the decoded images in memory after the first epoch '
                      '(default False)')
 flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the seed used 300)')
