@@ -14,7 +14,9 @@ from absl import flags  # noqa: E402
 
 import convert_tfrecord  # noqa: E402
 import dataset  # noqa: E402
+import devices  # noqa: E402
 import metrics  # noqa: E402
+import records  # noqa: E402
 import trainer  # noqa: E402
 from tools import synthetic  # noqa: E402
 
@@ -102,25 +104,19 @@ def seed_mnist_pipeline(path, size, batch):
     return ds.shuffle(300).batch(batch).prefetch(20)
 
 
-def seed_celeba_pipeline(records, size, batch):
+def seed_celeba_pipeline(record_dir, size, batch):
     """The seed's CelebA input: list_files, parse every feature, decode the whole JPEG, crop."""
-    features = {'image/{}/{}'.format(t, k): tf.io.FixedLenFeature([], tf.string)
-                for t in dataset.CELEBA_TYPES for k in ('filename', 'encoded')}
-    features.update({'image/ID': tf.io.FixedLenFeature([1], tf.int64),
-                     'image/Attr': tf.io.FixedLenFeature([dataset.NUM_ATTRS], tf.float32),
-                     'image/Landmarks': tf.io.FixedLenFeature([dataset.NUM_LANDMARKS], tf.float32),
-                     'image/LandmarksAlign': tf.io.FixedLenFeature([dataset.NUM_LANDMARKS],
-                                                                   tf.float32),
-                     'image/img_celeba/bbox': tf.io.FixedLenFeature([4], tf.float32)})
+    features = records.seed_features()
 
     def parse(raw):  # the seed's _your_dataset: image, landmarks and attributes
         data = tf.io.parse_single_example(raw, features)
-        image = tf.io.decode_jpeg(data['image/img_celeba/encoded'], channels=3)
-        x, y, w, h = tf.unstack(tf.cast(data['image/img_celeba/bbox'], tf.int32))
+        image = tf.io.decode_jpeg(data[records.encoded_key('img_celeba')], channels=3)
+        x, y, w, h = tf.unstack(tf.cast(data[records.BBOX_KEY], tf.int32))
         image = tf.image.resize(tf.image.crop_to_bounding_box(image, y, x, h, w), [size, size])
-        return (image - 127.5) / 127.5, data['image/Landmarks'], data['image/Attr']
+        return ((image - 127.5) / 127.5, data[records.ANNOTATIONS['landmarks'][0]],
+                data[records.ANNOTATIONS['attr'][0]])
 
-    ds = tf.data.Dataset.list_files(dataset.record_pattern(records, 'train')).repeat()
+    ds = tf.data.Dataset.list_files(records.record_pattern(record_dir, 'train')).repeat()
     ds = ds.flat_map(tf.data.TFRecordDataset).map(parse, num_parallel_calls=-1)
     return ds.shuffle(300).batch(batch).prefetch(20)
 
@@ -136,7 +132,7 @@ def time_train(mode, batch, size, steps, warmup, filters=1024):
     """images/s and the model of train_step in one mode, on fixed data."""
     policy, jit = MODES[mode]
     keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(trainer.POLICIES[policy])
+    devices.set_precision(policy)
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.get_strategy()
     G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16',
@@ -199,7 +195,7 @@ def convert(root, out, **options):
 
 
 def main(_argv):
-    trainer.configure_tensorflow()
+    devices.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')
     device = tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU') \
         if gpus else 'CPU, {} cores'.format(os.cpu_count())
@@ -213,16 +209,16 @@ def main(_argv):
                                align_size=(178, 218), split=(1.0, 0.0), grain=3, wild_quality=90)
     # every image type (the seed's pipeline parses them all); and in-the-wild images alone, as
     # JPEGs and preresized to the face crops the bbox pipelines read, for the record sizes
-    records, wild, preresized = [os.path.join(work, d) for d in ('records', 'wild', 'preresized')]
-    convert(root, records)
+    full, wild, preresized = [os.path.join(work, d) for d in ('records', 'wild', 'preresized')]
+    convert(root, full)
     convert(root, wild, image_types=['img_celeba'])
     convert(root, preresized, image_types=['img_celeba'], image_size=FLAGS.size)
-    record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(dataset.record_pattern(path, '*')))
+    record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(records.record_pattern(path, '*')))
                  / 1e6 for name, path in (('full', wild), ('preresized', preresized))}
     print('device: {}; batch {}, {}x{} images'.format(device, FLAGS.batch, FLAGS.size, FLAGS.size))
 
     B, S, n = FLAGS.batch, FLAGS.size, FLAGS.pipeline_batches
-    faces = dataset.load_celeba(records, 'train', 'img_celeba', True, S)
+    faces = dataset.load_celeba(full, 'train', 'img_celeba', True, S)
     # uint8 as the trainer reads them: brought to float a batch at a time
     small_faces = dataset.load_celeba(preresized, 'train', 'img_celeba', True, S, uint8=True)
     digits = dataset.load_mnist(mnist, S)
@@ -240,7 +236,7 @@ def main(_argv):
     }
     seeds = {
         'mnist': lambda: time_batches(seed_mnist_pipeline(mnist, S, B), n, B),
-        'celeba_bbox': lambda: time_batches(seed_celeba_pipeline(records, S, B), n, B),
+        'celeba_bbox': lambda: time_batches(seed_celeba_pipeline(full, S, B), n, B),
     }
     pipeline, reference_pipeline = dict.fromkeys(ours, 0.0), dict.fromkeys(seeds, 0.0)
     for _ in range(FLAGS.repeats):  # interleaved, best of each: background work only slows a run
@@ -281,7 +277,7 @@ def main(_argv):
               .format(F, reference, reference / seed_width, seed_width))
     best = max(train, key=train.get)
     # auto picks a precision, not XLA: it is right if no other precision without XLA was faster
-    auto_mode, auto_reason = trainer.auto_precision()
+    auto_mode, auto_reason = devices.auto_precision()
     auto_key = {'none': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[auto_mode]
     fastest = max((m for m in ('fp32', 'bf16', 'fp16') if m in train), key=train.get)
     print('\n--mixed_precision=auto picks {} here ({}); the fastest precision measured is {}'

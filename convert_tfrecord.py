@@ -21,8 +21,10 @@ from absl import logging  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import dataset  # noqa: E402
-from dataset import (CELEBA_TYPES, MANIFEST, NUM_ATTRS, NUM_LANDMARKS, PARTITIONS,  # noqa: E402
-                     read_manifest, record_pattern)
+import records  # noqa: E402
+from dataset import read_manifest  # noqa: E402
+from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
+                     PARTITIONS, record_pattern)
 from utils import UsageError, check_writable, fail  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -89,7 +91,7 @@ def detect_layout(root, layout='auto'):
                          'holds Img/, Anno/ and Eval/ (or img_align_celeba/ and the list_*.txt '
                          'files), or at a folder of pictures.'.format(root))
     if layout == 'folder':
-        return Layout('folder', {'folder': root}, {})
+        return Layout('folder', {FOLDER: root}, {})
 
     def present(paths):
         return {k: p for k, p in paths.items() if os.path.exists(p)}
@@ -109,7 +111,7 @@ def detect_layout(root, layout='auto'):
         return Layout('torchvision', present(dirs), present(anno))
     if os.path.isdir(os.path.join(root, 'celeba')):
         return detect_layout(os.path.join(root, 'celeba'))
-    return Layout('folder', {'folder': root}, {})  # no CelebA annotation: a folder of pictures
+    return Layout('folder', {FOLDER: root}, {})  # no CelebA annotation: a folder of pictures
 
 
 def read_annotation(path, key):
@@ -157,8 +159,8 @@ def read_annotation(path, key):
 
 def image_file(image_dirs, image_type, image_id):
     """Path of one image of a type; the PNG folder names its files .png, a folder keeps its names."""
-    if image_type == 'folder':
-        return os.path.join(image_dirs['folder'], image_id)
+    if image_type == FOLDER:
+        return os.path.join(image_dirs[FOLDER], image_id)
     stem = os.path.splitext(image_id)[0]
     ext = '.png' if image_type == 'img_align_celeba_png' else '.jpg'
     return os.path.join(image_dirs[image_type], stem + ext)
@@ -300,40 +302,13 @@ def clamp_bbox(box, width, height):
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def make_example(item, images, preresized=None):
-    """The seed's tf.train.Example for one image: encoded images (or, with preresized, the images
-    cropped and resized under their own keys instead) and every annotation present.
-
-    Filled in place: building Feature messages first and passing them in copies every image twice.
-    """
-    example = tf.train.Example()
-    feature = example.features.feature
-    for image_type, (name, data) in images.items():
-        feature['image/{}/filename'.format(image_type)].bytes_list.value.append(name.encode())
-        if preresized is None:
-            feature['image/{}/encoded'.format(image_type)].bytes_list.value.append(data)
-    for key, pixels in (preresized or {}).items():
-        feature[key].bytes_list.value.append(pixels)
-    if 'identity' in item:
-        feature['image/ID'].int64_list.value.extend(item['identity'])
-    if 'label' in item:
-        feature['image/folder/label'].int64_list.value.extend(item['label'])
-    if 'attr' in item:
-        feature['image/Attr'].float_list.value.extend([1.0 if v > 0 else 0.0 for v in item['attr']])
-    for key, name in (('landmarks', 'Landmarks'), ('landmarks_align', 'LandmarksAlign'),
-                      ('bbox', 'img_celeba/bbox')):
-        if key in item:
-            feature['image/' + name].float_list.value.extend(item[key])
-    return example
-
-
 def preresize(data, item, image_type, size, bbox):
     """{feature key: uint8 pixels} of one image cropped and resized for training at size, with the
     training pipeline's own ops: img_celeba's face box with bbox, the centre square otherwise."""
-    crop_bbox = bbox and image_type == 'img_celeba' and 'bbox' in item
+    crop_bbox = dataset.crops_bbox(image_type, bbox) and 'bbox' in item
     image = dataset.crop_and_resize(data, item.get('bbox'), image_type, crop_bbox, size)
     pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    return {dataset.preresized_key(image_type, crop_bbox, size): pixels.numpy().tobytes()}
+    return {records.preresized_key(image_type, crop_bbox, size): pixels.numpy().tobytes()}
 
 
 def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
@@ -349,7 +324,7 @@ def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
             return None, ('missing file {}'.format(path) if isinstance(e, FileNotFoundError)
                           else 'cannot read {} ({})'.format(path, e.strerror)), None
         try:
-            if image_type == 'folder':
+            if image_type == FOLDER:
                 data, size = folder_image(data)
             else:
                 size = check_image(data, image_type)
@@ -357,7 +332,7 @@ def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
             return None, 'undecodable image {} ({})'.format(path, e), None
         side = side or min(size)
         # a folder's pictures keep their path below it (cats/a.jpg); CelebA's their file name
-        images[image_type] = (item['id'] if image_type == 'folder' else os.path.basename(path), data)
+        images[image_type] = (item['id'] if image_type == FOLDER else os.path.basename(path), data)
         if image_type == 'img_celeba' and 'bbox' in item:
             if item['bbox'][2] <= 0 or item['bbox'][3] <= 0:
                 return None, 'zero-size bbox {}'.format(item['bbox']), None
@@ -366,7 +341,7 @@ def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
                 return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size), None
             item = dict(item, bbox=box)
     if not image_size:
-        return make_example(item, images).SerializeToString(), None, side
+        return records.make_example(item, images).SerializeToString(), None, side
     preresized = {}
     for image_type, (_, data) in images.items():
         try:
@@ -374,7 +349,7 @@ def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
         except tf.errors.OpError as e:
             return None, 'undecodable image {} ({})'.format(
                 image_file(image_dirs, image_type, item['id']), e.message.splitlines()[0]), None
-    return make_example(item, images, preresized).SerializeToString(), None, side
+    return records.make_example(item, images, preresized).SerializeToString(), None, side
 
 
 def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True):
@@ -424,13 +399,13 @@ def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes
         items.append(item)
     shards = [items[i:i + per_shard] for i in range(0, len(items), per_shard)] or [[]]
     total = len(shards)
-    names = ['CelebA_{}.tfrecord-{:05d}-of-{:05d}'.format(partition, i, total) for i in range(total)]
+    names = [records.shard_name(partition, i, total) for i in range(total)]
     return list(zip(names, shards))
 
 
 def load_folder_plan(layout):
     """A folder's pictures, all in the train partition, labelled by their top-level subfolder."""
-    root = layout.image_dirs['folder']
+    root = layout.image_dirs[FOLDER]
     files, unreadable = folder_files(root)
     for folder in unreadable:
         logging.warning('cannot read the folder %s: its pictures are left out', folder)
@@ -441,7 +416,7 @@ def load_folder_plan(layout):
     classes = sorted({f.split(os.sep, 1)[0] if os.sep in f else '' for f in files})
     layout.labels = {name: i for i, name in enumerate(classes)}
     labels = {f: [layout.labels[f.split(os.sep, 1)[0] if os.sep in f else '']] for f in files}
-    return layout, ['folder'], {'train': files}, {'label': labels}
+    return layout, [FOLDER], {'train': files}, {'label': labels}
 
 
 def load_plan(dataset_path, partition, image_types, layout='auto'):
@@ -649,8 +624,8 @@ def verify(out_dir, progress=True):
 def verify_shard(path, image_types, image_size=0, bbox=False):
     """Count one shard's records, parsing each and decoding its images (or checking the size of
     its preresized ones); returns (count, error)."""
-    keys = [dataset.preresized_key(t, bbox and t == 'img_celeba', image_size) if image_size else
-            'image/{}/encoded'.format(t) for t in image_types]
+    keys = [records.preresized_key(t, dataset.crops_bbox(t, bbox), image_size) if image_size else
+            records.encoded_key(t) for t in image_types]
     features = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
 
     def check(raw):

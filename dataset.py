@@ -1,5 +1,6 @@
 """Input pipelines (MNIST, scikit-learn's digits, CIFAR-10, and records of CelebA or of any folder of
 pictures): unbatched float32 images in [-1, 1]."""
+import dataclasses
 import glob
 import json
 import os
@@ -8,18 +9,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import records
+from records import CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, record_pattern
 from utils import UsageError
 
 AUTOTUNE = tf.data.AUTOTUNE
-PARTITIONS = ('train', 'val', 'test')
-CELEBA_TYPES = ('img_celeba', 'img_align_celeba', 'img_align_celeba_png')
-MANIFEST = 'manifest.json'
-NUM_ATTRS = 40
-NUM_LANDMARKS = 10
 GRAYSCALE_TYPES = ('MNIST', 'digits')
-# every --ImageType: records converted from CelebA or from a folder, and arrays read whole
-IMAGE_TYPES = CELEBA_TYPES + ('folder', 'MNIST', 'digits', 'cifar10')
+# types read from converted records, and every --ImageType (arrays are read whole)
+RECORD_TYPES = CELEBA_TYPES + (FOLDER,)
+IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+# the seed's placeholder for --TFRecordPath: nothing was converted yet
+PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 
 
 def channels(image_type):
@@ -27,9 +28,9 @@ def channels(image_type):
     return 1 if image_type in GRAYSCALE_TYPES else 3
 
 
-def record_pattern(tfrecord_dir, partition):
-    """Glob pattern of one partition's record files: one CelebA_{p}.tfrecord or its shards."""
-    return os.path.join(tfrecord_dir, 'CelebA_{}.tfrecord*'.format(partition))
+def crops_bbox(image_type, bbox):
+    """Whether images are cropped by their bounding box: only img_celeba's, and only with --bbox."""
+    return bool(bbox) and image_type == 'img_celeba'
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -217,11 +218,6 @@ def celeba_size(tfrecord_dir, partition):
     return count_records(partition_files(tfrecord_dir, partition))
 
 
-def preresized_key(image_type, crop_bbox, size):
-    """Feature key of the images convert_tfrecord.py --image_size stored cropped and resized."""
-    return 'image/{}/{}{}'.format(image_type, 'bbox_raw' if crop_bbox else 'raw', size)
-
-
 def decode_celeba(encoded, bbox, image_type, crop_bbox, size):
     """Decode one CelebA image (bbox-cropped or centre-cropped square) to [size, size, 3] in [-1, 1]."""
     return tf.clip_by_value((crop_and_resize(encoded, bbox, image_type, crop_bbox, size) - 127.5)
@@ -239,7 +235,7 @@ def crop_and_resize(encoded, bbox, image_type, crop_bbox, size):
     else:
         if image_type == 'img_align_celeba_png':
             image = tf.io.decode_png(encoded, channels=3)
-        elif image_type == 'folder':  # JPEG or PNG
+        elif image_type == FOLDER:  # JPEG or PNG
             image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         else:
             image = tf.io.decode_jpeg(encoded, channels=3)
@@ -262,7 +258,7 @@ def to_unit_range(images):
 def load_folder(tfrecord_dir, size, uint8=False):
     """The pictures of a converted folder (convert_tfrecord.py --layout=folder), centre-cropped to
     a square and resized to [size, size, 3] in [-1, 1] (uint8 from preresized records, if asked)."""
-    return load_celeba(tfrecord_dir, 'train', 'folder', False, size, uint8=uint8)
+    return load_celeba(tfrecord_dir, 'train', FOLDER, False, size, uint8=uint8)
 
 
 def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uint8=False):
@@ -271,52 +267,44 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uin
     Records converted with --image_size equal to size give their stored images without decoding;
     with uint8=True those come as uint8 (for caching before to_unit_range), others as float32.
     """
-    if image_type not in CELEBA_TYPES + ('folder',):
+    if image_type not in RECORD_TYPES:
         raise UsageError('unknown CelebA image type {}; use one of {}'.format(
             image_type, ', '.join(CELEBA_TYPES)))
     files = files if files is not None else partition_files(tfrecord_dir, partition)
     keys = first_example(files).features.feature
-    crop_bbox = bbox and image_type == 'img_celeba'
-    raw_key = preresized_key(image_type, crop_bbox, size)
+    crop_bbox = crops_bbox(image_type, bbox)
+    raw_key = records.preresized_key(image_type, crop_bbox, size)
     if raw_key in keys:
         logging.info('Using the %dx%d images stored in the records of %s (no decoding)', size,
                      size, tfrecord_dir)
-
-        def parse_batch(records):  # vectorised: a batch of records parsed and decoded at once
-            pixels = tf.io.parse_example(records, {raw_key: tf.io.FixedLenFeature([], tf.string)})
-            return tf.reshape(tf.io.decode_raw(pixels[raw_key], tf.uint8), [-1, size, size, 3])
-
+        # vectorised: a batch of records parsed and decoded at once
         images = read_records(files).batch(256).map(
-            parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+            lambda batch: records.parse_preresized(batch, raw_key, size),
+            num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
         return images if uint8 else to_unit_range(images)
-    image_key = 'image/{}/encoded'.format(image_type)
-    stored = sorted(k for k in keys if k.startswith('image/{}/'.format(image_type)) and 'raw' in k)
-    if stored and image_key not in keys:
+    stored = records.preresized_kinds(keys, image_type)
+    if stored and records.encoded_key(image_type) not in keys:
         raise UsageError('the records in {} hold {} images preresized as {}, not the {} {} px ones '
                          'asked for: train with the --DisInSize (and --bbox) they were made for, or '
                          'reconvert with --image_size={}{}.'.format(
-                             tfrecord_dir, image_type, ', '.join(k.rsplit('/', 1)[1] for k in stored),
+                             tfrecord_dir, image_type, ', '.join(stored),
                              'bbox crops at' if crop_bbox else 'centre squares at', size, size,
                              '' if image_type != 'img_celeba' else
                              ' --bbox' if crop_bbox else ' --nobbox'))
-    if image_key not in keys:
-        present = sorted(t for t in CELEBA_TYPES + ('folder',) if 'image/{}/encoded'.format(t) in keys)
+    if records.encoded_key(image_type) not in keys:
+        present = sorted(t for t in RECORD_TYPES if records.encoded_key(t) in keys)
         raise UsageError('the records in {} do not hold {} (they hold: {}): train with '
                          '--ImageType={} or reconvert with --ImageTypes={}'.format(
                              tfrecord_dir, image_type, ', '.join(present) or 'no images',
                              present[0] if present else image_type, image_type))
-    if crop_bbox and 'image/img_celeba/bbox' not in keys:
+    if crop_bbox and records.BBOX_KEY not in keys:
         raise UsageError('the records in {} have no bounding boxes (list_bbox_celeba was not '
                          'converted): train with --nobbox or reconvert with the bbox file '
                          'present.'.format(tfrecord_dir))
-    features = {image_key: tf.io.FixedLenFeature([], tf.string)}
-    if crop_bbox:
-        features['image/img_celeba/bbox'] = tf.io.FixedLenFeature([4], tf.float32)
 
     def parse(raw):
-        example = tf.io.parse_single_example(raw, features)
-        return decode_celeba(example[image_key], example.get('image/img_celeba/bbox'),
-                             image_type, crop_bbox, size)
+        encoded, box = records.parse_image(raw, image_type, crop_bbox)
+        return decode_celeba(encoded, box, image_type, crop_bbox, size)
 
     return read_records(files).map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
 
@@ -337,18 +325,100 @@ def file_identity(path):
     return '{} {} {}'.format(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
 
 
-def source_identity(image_type, array_path, tfrecord_dir, partition):
-    """A string naming the training data and when it was made: it changes when the data does.
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """One source of real images and how they are cut: what training reads, evaluate.py compares
+    with, and the statistics cache is keyed by."""
+    image_type: str
+    size: int
+    partition: str = 'all'
+    bbox: bool = True
+    tfrecord_dir: str = PLACEHOLDER_RECORDS
+    array_path: str = ''  # MNIST's or CIFAR-10's file; empty = Keras' download
 
-    array_path is the MNIST or CIFAR-10 file (empty: Keras' download)."""
-    if image_type == 'digits':
-        import sklearn
-        return 'scikit-learn {} digits'.format(sklearn.__version__)
-    if image_type in ('MNIST', 'cifar10'):
-        return '{} {}'.format(image_type, file_identity(array_path) if array_path
-                              else 'Keras download')
-    files = partition_files(tfrecord_dir, 'train' if image_type == 'folder' else partition)
-    return '{} {} {}'.format(image_type, partition, ', '.join(map(file_identity, files)))
+    @property
+    def crop_bbox(self):
+        return crops_bbox(self.image_type, self.bbox)
+
+    @property
+    def channels(self):
+        return channels(self.image_type)
+
+    @property
+    def name(self):
+        """The seed's SaveName, e.g. MNIST-False or img_celeba-True; a folder's records give
+        their folder's name (records/my_images -> my_images-False)."""
+        if self.image_type == FOLDER:
+            return '{}-False'.format(os.path.basename(os.path.normpath(self.tfrecord_dir)))
+        return '{}-{}'.format(self.image_type, self.crop_bbox)
+
+    def record_files(self):
+        """The record files this source reads (a folder's are all in its train partition)."""
+        return partition_files(self.tfrecord_dir, 'train' if self.image_type == FOLDER
+                               else self.partition)
+
+    def load(self, uint8=False):
+        """The unbatched images and how many there are; with uint8, records preresized for
+        this size come as uint8 (to cache them before to_unit_range)."""
+        if self.image_type == 'MNIST':
+            images = load_mnist(self.array_path or None, self.size)
+        elif self.image_type == 'digits':
+            images = load_digits(self.size)
+        elif self.image_type == 'cifar10':
+            images = load_cifar10(self.array_path, self.size)
+        elif self.image_type not in RECORD_TYPES:
+            raise UsageError('--ImageType={} is not one of {}.'.format(
+                self.image_type, ', '.join(IMAGE_TYPES)))
+        else:
+            return self.load_records(uint8)
+        return images, int(images.cardinality())
+
+    def load_records(self, uint8):
+        """load() of converted CelebA or folder records."""
+        if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
+            raise UsageError('no CelebA records given: convert CelebA first (python '
+                             'convert_tfrecord.py --DatasetPath=... --TFRecordPath=records) and '
+                             'pass --TFRecordPath=records, or start with the quick start, which '
+                             'needs no download: python main.py --ImageType=digits '
+                             '--DisInSize=32 --BATCH_SIZE=64 --epochs=15')
+        partition = 'train' if self.image_type == FOLDER else self.partition
+        logging.info('Reading %s %s records from %s', self.image_type, partition,
+                     self.tfrecord_dir)
+        files = self.record_files()
+        images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
+                             files=files, uint8=uint8)
+        if self.image_type == FOLDER:
+            entry = (read_manifest(self.tfrecord_dir) or {}).get('partitions', {}).get('train', {})
+            smaller = entry.get('smaller_than', {}).get(str(self.size), 0)
+            if smaller:
+                logging.warning('%d of the %d images in %s are smaller than %d px: they are '
+                                'upscaled', smaller, entry['records'], self.tfrecord_dir,
+                                self.size)
+        return images, celeba_size(self.tfrecord_dir, partition)
+
+    def identity(self):
+        """A string naming the images and when their files were made: it changes when they do."""
+        if self.image_type == 'digits':
+            import sklearn
+            data = 'scikit-learn {} digits'.format(sklearn.__version__)
+        elif self.image_type in ('MNIST', 'cifar10'):
+            data = '{} {}'.format(self.image_type, file_identity(self.array_path)
+                                  if self.array_path else 'Keras download')
+        else:
+            data = '{} {} {}'.format(self.image_type, self.partition,
+                                     ', '.join(map(file_identity, self.record_files())))
+        return '{}; bbox {}; {} px'.format(data, self.crop_bbox, self.size)
+
+    def stats_dir(self, override=''):
+        """Where reference statistics are cached: override, or fid_stats/ beside the records or
+        the npz, else ./fid_stats."""
+        if override:
+            return override
+        if self.image_type in RECORD_TYPES:
+            return os.path.join(self.tfrecord_dir, 'fid_stats')
+        if self.array_path:
+            return os.path.join(os.path.dirname(os.path.abspath(self.array_path)), 'fid_stats')
+        return 'fid_stats'
 
 
 def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_batches=0):

@@ -8,14 +8,13 @@ import json
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
-import keras  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import dataset  # noqa: E402
+import devices  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
-import trainer  # noqa: E402
 import utils  # noqa: E402
 from utils import UsageError  # noqa: E402
 
@@ -29,7 +28,7 @@ flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty 
 flags.DEFINE_string('cifar_path', '', 'local CIFAR-10 (cifar-10-python.tar.gz or a Keras-layout '
                     'npz); empty (default) = Keras\' download. Its reference statistics use the '
                     '50,000 training images, the common protocol')
-flags.DEFINE_string('TFRecordPath', trainer.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
+flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
                     'records')
 flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
                   'CelebA partition of the real images (default all)')
@@ -52,29 +51,27 @@ flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (d
 flags.DEFINE_string('out', '', 'also write the results as JSON to this file (default: none)')
 flags.DEFINE_integer('seed', 0, 'random seed of the generated latents (default 0)')
 flags.DEFINE_integer('batch', 100, 'images per feature-extraction batch (default 100)')
-flags.DEFINE_enum('mixed_precision', 'none', list(trainer.POLICIES) + ['auto'],
+flags.DEFINE_enum('mixed_precision', 'none', devices.PRECISIONS,
                   'precision of the feature model, as main.py\'s flag (default none)')
 
 
-def evaluate_generator(generator, config, num_samples, feature_model='', inception_weights='',
-                       seed=0, batch=100):
-    """Every metric of generator against the real images config names, as a dict."""
+def evaluate_generator(generator, source, num_samples, ref_samples=50000, feature_model='',
+                       inception_weights='', stats_dir='', seed=0, batch=100):
+    """Every metric of generator against the real images of a dataset.DataSource, as a dict;
+    the real images are read at the generator's size, so that like is compared with like."""
     size = generator.output_shape[1]
-    if generator.output_shape[-1] != dataset.channels(config.ImageType):
+    if generator.output_shape[-1] != source.channels:
         raise UsageError('the generator makes {}-channel images but --ImageType={} has {}: pass '
                          'the --ImageType it was trained on.'.format(
-                             generator.output_shape[-1], config.ImageType,
-                             dataset.channels(config.ImageType)))
-    # the real images at the generator's size: like is compared with like
-    config = dataclasses.replace(config, DisInSize=size)
-    images, n_images = trainer.create_dataset(config)
+                             generator.output_shape[-1], source.image_type, source.channels))
+    source = dataclasses.replace(source, size=size)
+    images, n_images = source.load()
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model,
                                                                      inception_weights))
-    reference = metrics.reference_features(extractor, images, min(config.ref_samples, n_images),
-                                           trainer.data_source(config),
-                                           trainer.default_stats_dir(config), batch)
+    reference = metrics.reference_features(extractor, images, min(ref_samples, n_images),
+                                           source.identity(), source.stats_dir(stats_dir), batch)
     result = metrics.evaluate(generator, extractor, reference, num_samples, seed, batch)
-    result['real_data'] = trainer.data_source(config)
+    result['real_data'] = source.identity()
     return result
 
 
@@ -82,21 +79,17 @@ def main(_argv):
     try:
         if not FLAGS.model:
             raise UsageError('pass --model=models/{SaveName}/generator.keras')
-        precision = FLAGS.mixed_precision
-        if precision == 'auto':
-            precision = trainer.auto_precision()[0]
-        keras.mixed_precision.set_global_policy(trainer.POLICIES[precision])
-        config = trainer.Config(ImageType=FLAGS.ImageType, mnist_path=FLAGS.mnist_path,
-                                cifar_path=FLAGS.cifar_path,
-                                TFRecordPath=FLAGS.TFRecordPath, Partition=FLAGS.Partition,
-                                bbox=FLAGS.bbox, ref_samples=FLAGS.ref_samples,
-                                stats_dir=FLAGS.stats_dir)
+        devices.set_precision(FLAGS.mixed_precision)
+        source = dataset.DataSource(
+            FLAGS.ImageType, FLAGS.DisInSize, FLAGS.Partition, FLAGS.bbox, FLAGS.TFRecordPath,
+            {'MNIST': FLAGS.mnist_path, 'cifar10': FLAGS.cifar_path}.get(FLAGS.ImageType, ''))
         generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType),
                                          FLAGS.DisInSize, FLAGS.noise_dim, FLAGS.filters)
         if FLAGS.out:
             utils.check_writable(os.path.dirname(FLAGS.out) or '.')
-        result = evaluate_generator(generator, config, FLAGS.num_samples, FLAGS.feature_model,
-                                    FLAGS.inception_weights, FLAGS.seed, FLAGS.batch)
+        result = evaluate_generator(generator, source, FLAGS.num_samples, FLAGS.ref_samples,
+                                    FLAGS.feature_model, FLAGS.inception_weights, FLAGS.stats_dir,
+                                    FLAGS.seed, FLAGS.batch)
         result['model'] = FLAGS.model
         print('{} against {}:'.format(FLAGS.model, result['real_data']))
         print('  FID {fid:.4f}   KID {kid_mean:.5f} +- {kid_std:.5f}   precision {precision:.4f}   '

@@ -7,6 +7,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import dataset  # noqa: E402
+import devices  # noqa: E402
 import trainer  # noqa: E402
 import utils  # noqa: E402
 
@@ -23,7 +25,7 @@ flags.DEFINE_enum('ImageType', 'img_celeba',
                   'any folder of pictures with convert_tfrecord.py) (default img_celeba)')
 flags.DEFINE_boolean('bbox', True, 'crop img_celeba faces by their bounding box; ignored (reported '
                      'False) for every other type (default True)')
-flags.DEFINE_string('TFRecordPath', trainer.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
+flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
                     '(or folder) records (default TFRecordFilePath, the seed\'s placeholder); '
                     'with --ImageType=folder its name is the SaveName\'s')
 flags.DEFINE_string('LOG_PATH', 'logs/', 'folder for the CSV loss logs and TensorBoard (default logs/)')
@@ -95,7 +97,7 @@ def config_from_flags():
 
 
 def main(_argv):
-    trainer.configure_tensorflow()
+    devices.configure_tensorflow()
     try:
         trainer.train(config_from_flags())
     except utils.UsageError as e:

@@ -8,6 +8,7 @@ from absl import app
 from absl import flags
 
 import utils
+from run_files import RunFiles
 from utils import UsageError
 
 FLAGS = flags.FLAGS
@@ -104,28 +105,18 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
                    duration=int(seconds_per_frame * 1000))
 
 
-def eval_csv_of(csv_path):
-    """The eval CSV written beside a loss CSV: logs/X-loss.csv -> logs/X-eval.csv."""
-    return csv_path[:-len('-loss.csv')] + '-eval.csv' if csv_path.endswith('-loss.csv') else ''
-
-
-def save_name_of(csv_path):
-    """SaveName of a loss CSV: logs/MNIST-False-loss.csv -> MNIST-False."""
-    base = os.path.basename(csv_path)
-    return base[:-len('-loss.csv')] if base.endswith('-loss.csv') else os.path.splitext(base)[0]
-
-
 def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_seconds=0.3):
     """Plot the loss CSVs at paths into out_dir (and GIFs of their grids); returns the files written."""
     if not paths:
         raise UsageError('give one or more loss CSVs, e.g. python plot_logs.py '
                          'logs/MNIST-False-loss.csv')
     tables = [utils.read_loss_csv(p) for p in paths]
+    runs = [RunFiles.of_loss_csv(p, plot_path) for p in paths]
     for path, table in zip(paths, tables):
         if not len(table['epoch']):
             raise UsageError('{} has no complete rows yet: wait for the first epoch to '
                              'finish.'.format(path))
-    names = [save_name_of(p) for p in paths]
+    names = [run.save_name for run in runs]
     if len(set(names)) < len(names):  # the same SaveName from several runs: tell them apart
         names = [os.path.splitext(p)[0] for p in paths]
     prefix = name or (names[0] if len(paths) == 1 else 'comparison')
@@ -133,20 +124,22 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     written = [os.path.join(out_dir, prefix + '-losses.png'),
                os.path.join(out_dir, prefix + '-probabilities.png')]
     plot_runs(tables, names, *written)
-    evaluated = [(utils.read_csv(eval_csv_of(p), utils.EVAL_COLUMNS), n)
-                 for p, n in zip(paths, names) if os.path.isfile(eval_csv_of(p))]
+    evaluated = [(utils.read_csv(run.eval_csv, utils.EVAL_COLUMNS), n)
+                 for run, n, p in zip(runs, names, paths)
+                 if p.endswith('-loss.csv') and os.path.isfile(run.eval_csv)]
     evaluated = [(table, n) for table, n in evaluated if len(table['epoch'])]
     if evaluated:
         written.append(os.path.join(out_dir, prefix + '-eval.png'))
         plot_eval(*zip(*evaluated), written[-1])
     if gif:
-        for run in sorted({save_name_of(p) for p in paths}):
-            frames = sorted(glob.glob(os.path.join(plot_path, run, '[0-9][0-9][0-9].png')))
+        for run in sorted({run.save_name: run for run in runs}.values(), key=lambda r: r.save_name):
+            frames = sorted(glob.glob(run.grid_pattern))
             if not frames:
                 raise UsageError('no sample grids in {}: pass --PLOT_PATH as given to '
-                                 'main.py.'.format(os.path.join(plot_path, run)))
-            written.append(os.path.join(out_dir, run + '.gif'))
-            labels = ['{} epoch {}'.format(run, int(os.path.basename(f)[:3])) for f in frames]
+                                 'main.py.'.format(run.plot_dir))
+            written.append(os.path.join(out_dir, run.save_name + '.gif'))
+            labels = ['{} epoch {}'.format(run.save_name, int(os.path.basename(f)[:3]))
+                      for f in frames]
             write_gif(frames, written[-1], labels, frame_seconds)
     return written
 

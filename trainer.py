@@ -1,34 +1,29 @@
-"""The training run as a Trainer with hooks: one Config in, CSV, grids, checkpoints and exports out."""
+"""The training run: one Config in; data, networks, the train step and device loop, stop handling,
+checkpoints and the Trainer that calls the hooks (hooks.py) and writes the files (run_files.py)."""
 import contextlib
 import dataclasses
-import fcntl
-import json
 import math
 import os
-import shutil
 import signal
-import socket
+import shutil
 import tempfile
-import time
 from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tqdm import tqdm
 
 import dataset
-import metrics
+import devices
+import hooks as hooks_lib
 import model
+import run_files
 import utils
 from utils import UsageError
 
 # flags that shape the networks: a checkpoint made with other values cannot be restored
 SHAPE_FLAGS = ('ImageType', 'DisInSize', 'noise_dim', 'filters')
-POLICIES = {'none': 'float32', 'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
-# the seed's placeholder for --TFRecordPath: nothing was converted yet
-PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +33,7 @@ class Config:
     Partition: str = 'all'
     ImageType: str = 'img_celeba'
     bbox: bool = True
-    TFRecordPath: str = PLACEHOLDER_RECORDS
+    TFRecordPath: str = dataset.PLACEHOLDER_RECORDS
     LOG_PATH: str = 'logs/'
     MODEL_PATH: str = 'models/'
     PLOT_PATH: str = 'plot/'
@@ -73,157 +68,16 @@ class Config:
     stats_dir: str = ''
 
     @property
-    def crop_bbox(self):
-        """Whether faces are cropped by their bounding box: only img_celeba with --bbox."""
-        return self.bbox and self.ImageType == 'img_celeba'
+    def source(self):
+        """The real images this run trains on."""
+        return dataset.DataSource(
+            self.ImageType, self.DisInSize, self.Partition, self.bbox, self.TFRecordPath,
+            {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, ''))
 
     @property
     def save_name(self):
-        """The seed's SaveName, e.g. MNIST-False or img_celeba-True; a folder's records give
-        their folder's name (records/my_images -> my_images-False)."""
-        if self.ImageType == 'folder':
-            return '{}-False'.format(os.path.basename(os.path.normpath(self.TFRecordPath)))
-        return '{}-{}'.format(self.ImageType, self.crop_bbox)
-
-    @property
-    def array_path(self):
-        """The file of an array dataset (MNIST or CIFAR-10); empty for Keras' download."""
-        return {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, '')
-
-
-def configure_tensorflow():
-    """Process-wide TensorFlow settings for training; entry points call this once in main().
-
-    TF 2.21's grappler remapper fails on this graph's LeakyReLU gradient, logs an error and drops
-    its rewrites anyway: switching it off changes no speed (measured) and no output.
-    """
-    tf.config.optimizer.set_experimental_options({'remapping': False})
-
-
-def conv_speedup(repeats=3):
-    """How many times faster a convolution of the discriminator's shape runs in bf16 than in fp32
-    on this CPU (a quarter of a second to measure)."""
-    times = {}
-    for dtype in (tf.float32, tf.bfloat16):
-        x = tf.cast(tf.random.uniform([16, 16, 16, 256]), dtype)
-        kernel = tf.cast(tf.random.uniform([4, 4, 256, 512]), dtype)
-        conv = tf.function(lambda a, k: tf.nn.conv2d(a, k, 2, 'SAME'))
-        conv(x, kernel).numpy()  # warm-up: tracing and oneDNN's kernel choice
-        start = time.perf_counter()
-        for _ in range(repeats):
-            out = conv(x, kernel)
-        out.numpy()
-        times[dtype] = time.perf_counter() - start
-    return times[tf.float32] / times[tf.bfloat16]
-
-
-def auto_precision(gpus=None, cpu_flags=None, measure=conv_speedup):
-    """The fastest --mixed_precision for this machine, and why: ('bf16' | 'fp16' | 'none', reason).
-
-    GPUs: bf16 from compute capability 8.0, fp16 with loss scaling on 7.x (tensor cores without
-    bf16), fp32 below. CPUs: bf16 where a bf16 convolution measures at least 1.15x fp32 (CPUs
-    with AMX, and some with AVX-512 bf16 alone: 1.3x on one AMD host, 0.62x on another host), fp32
-    otherwise, and on CPUs with no bf16 instructions at all.
-    """
-    if gpus is None:
-        gpus = [tf.config.experimental.get_device_details(g).get('compute_capability')
-                for g in tf.config.list_physical_devices('GPU')]
-    if gpus:
-        capability = min(tuple(g) for g in gpus if g) if any(gpus) else (0, 0)
-        if capability >= (8, 0):
-            return 'bf16', 'GPU of compute capability {}.{}: bf16 tensor cores'.format(*capability)
-        if capability >= (7, 0):
-            return 'fp16', ('GPU of compute capability {}.{}: fp16 tensor cores, no bf16; loss '
-                            'scaling on'.format(*capability))
-        return 'none', 'GPU of compute capability {}.{}: no tensor cores'.format(*capability)
-    if cpu_flags is None:
-        try:
-            with open('/proc/cpuinfo') as f:
-                cpu_flags = next((line.split(':', 1)[1].split() for line in f
-                                  if line.startswith('flags')), [])
-        except OSError:
-            cpu_flags = []
-    units = [f for f in ('amx_bf16', 'avx512_bf16') if f in cpu_flags]
-    if not units:
-        return 'none', 'CPU without bf16 instructions'
-    speedup = measure()
-    return ('bf16' if speedup >= 1.15 else 'none',
-            'CPU with {}: a bf16 convolution ran at {:.2f}x fp32 here'.format(
-                ' and '.join(units), speedup))
-
-
-def make_strategy(name):
-    """The tf.distribute strategy for --strategy."""
-    if name == 'mirrored':
-        return tf.distribute.MirroredStrategy()
-    if name == 'multi_worker':
-        if 'TF_CONFIG' not in os.environ:
-            raise UsageError('--strategy=multi_worker needs TF_CONFIG describing the cluster and '
-                             'this worker\'s task (see the README).')
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    """Whether this process writes the run's files (always, except non-chief multi-worker tasks)."""
-    resolver = getattr(strategy, 'cluster_resolver', None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == 'chief' or (task_type == 'worker' and task_id == 0
-                                    and 'chief' not in resolver.cluster_spec().as_dict())
-
-
-def create_dataset(config, uint8=False):
-    """The unbatched training images and how many there are; with uint8, records preresized for
-    this size come as uint8 (to cache them before dataset.to_unit_range)."""
-    size = config.DisInSize
-    if config.ImageType == 'MNIST':
-        images = dataset.load_mnist(config.mnist_path or None, size)
-        return images, int(images.cardinality())
-    if config.ImageType == 'digits':
-        images = dataset.load_digits(size)
-        return images, int(images.cardinality())
-    if config.ImageType == 'cifar10':
-        images = dataset.load_cifar10(config.cifar_path, size)
-        return images, int(images.cardinality())
-    if config.ImageType == 'folder':
-        images = dataset.load_folder(config.TFRecordPath, size, uint8)
-        manifest = dataset.read_manifest(config.TFRecordPath) or {}
-        entry = manifest.get('partitions', {}).get('train', {})
-        smaller = entry.get('smaller_than', {}).get(str(size), 0)
-        if smaller:
-            logging.warning('%d of the %d images in %s are smaller than %d px: they are upscaled',
-                            smaller, entry['records'], config.TFRecordPath, size)
-        return images, dataset.celeba_size(config.TFRecordPath, 'train')
-    if config.TFRecordPath == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
-        raise UsageError('no CelebA records given: convert CelebA first (python convert_tfrecord.py '
-                         '--DatasetPath=... --TFRecordPath=records) and pass --TFRecordPath=records, '
-                         'or start with the quick start, which needs no download: python main.py '
-                         '--ImageType=digits --DisInSize=32 --BATCH_SIZE=64 --epochs=15')
-    logging.info('Reading CelebA %s records from %s', config.Partition, config.TFRecordPath)
-    files = dataset.partition_files(config.TFRecordPath, config.Partition)
-    images = dataset.load_celeba(config.TFRecordPath, config.Partition, config.ImageType,
-                                 config.crop_bbox, size, files=files, uint8=uint8)
-    return images, dataset.celeba_size(config.TFRecordPath, config.Partition)
-
-
-def data_source(config):
-    """What the real images are, for the reference-statistics cache: source, partition, crop, size."""
-    return '{}; bbox {}; {} px'.format(
-        dataset.source_identity(config.ImageType, config.array_path, config.TFRecordPath,
-                                config.Partition), config.crop_bbox, config.DisInSize)
-
-
-def default_stats_dir(config):
-    """Where reference statistics are cached by default: beside the records or the npz."""
-    if config.stats_dir:
-        return config.stats_dir
-    if config.ImageType in dataset.CELEBA_TYPES + ('folder',):
-        return os.path.join(config.TFRecordPath, 'fid_stats')
-    if config.array_path:
-        return os.path.join(os.path.dirname(os.path.abspath(config.array_path)), 'fid_stats')
-    return 'fid_stats'
+        """The seed's SaveName, e.g. MNIST-False or img_celeba-True (a folder's: its name)."""
+        return self.source.name
 
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
@@ -320,94 +174,6 @@ def rng_variables(models):
     return [v for net in models for v in net.non_trainable_variables if 'seed_generator' in v.path]
 
 
-def run_outputs(config):
-    """Every path one run writes."""
-    name = config.save_name
-    return [os.path.join(config.MODEL_PATH, name), os.path.join(config.PLOT_PATH, name),
-            os.path.join(config.LOG_PATH, name + '-loss.csv'),
-            os.path.join(config.LOG_PATH, name + '-eval.csv'),
-            os.path.join(config.LOG_PATH, 'tensorboard', name)]
-
-
-def move_aside(paths):
-    """Rename existing paths to PATH.old-TIMESTAMP, so a fresh run never deletes an old one."""
-    stamp = time.strftime('%Y%m%d-%H%M%S')
-    moved = []
-    for path in paths:
-        path = path.rstrip('/')
-        if os.path.exists(path):
-            target = '{}.old-{}'.format(path, stamp)
-            os.rename(path, target)
-            moved.append(target)
-    return moved
-
-
-def read_saved_flags(flags_path, current):
-    """The flags a previous run saved (None if none), refusing ones that shape other networks."""
-    if not os.path.isfile(flags_path):
-        return None
-    try:
-        with open(flags_path) as f:
-            saved = json.load(f)
-    except ValueError as e:
-        raise UsageError('{} is not valid JSON ({}): restore it, or add --noresume to start a new '
-                         'run (the old one is moved aside).'.format(flags_path, e))
-    # the networks' shape; a run saved before a flag existed had its default
-    made = {k: saved.get(k, getattr(Config, k)) for k in SHAPE_FLAGS}
-    wrong = [k for k in SHAPE_FLAGS if made[k] != current.get(k)]
-    if wrong:
-        raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
-                         'with those values, or add --noresume to start a new run (the old one is '
-                         'moved aside).'.format(os.path.dirname(flags_path), ', '.join(
-                             '--{}={}'.format(k, made[k]) for k in wrong)))
-    return saved
-
-
-def flag_differences(saved, current):
-    """Lines 'name: saved -> current' for flags whose values changed."""
-    return ['{}: {} -> {}'.format(k, saved[k], current.get(k)) for k in sorted(saved)
-            if k in current and saved[k] != current[k]]
-
-
-class RunLock:
-    """An exclusive lock on {MODEL_PATH}/{SaveName}.lock, so two runs never share one SaveName.
-
-    The operating system drops the lock when its process ends, however it ends, so a lock left by
-    a killed run is taken over; the file names the PID and host of its holder.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        self.file = None
-
-    def __enter__(self):
-        self.file = open(self.path, 'a+')
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or 'unknown'
-            self.file.close()
-            raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
-                             'finish or stop it, or train into another --MODEL_PATH.'.format(
-                                 holder, self.path))
-        self.file.seek(0)
-        stale = self.file.read().strip()
-        if stale:
-            logging.warning('Took over the lock %s left by a run that ended without releasing '
-                            'it (%s)', self.path, stale)
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write('pid {} on host {}, since {}\n'.format(
-            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S')))
-        self.file.flush()
-        return self
-
-    def __exit__(self, *exc):
-        self.file.truncate(0)
-        self.file.close()  # closing releases the lock
-
-
 class Stopped(Exception):
     """A run stopped by SIGINT/SIGTERM after saving a checkpoint; main.py exits with 128 + signum."""
 
@@ -438,204 +204,22 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-# ----------------------------------------------------------------------------- hooks
-
-class Hook:
-    """A side effect of training, called by the Trainer; subclasses override what they need."""
-
-    def on_train_begin(self, trainer):
-        """Once, after the models are restored or started, before the first step."""
-
-    def on_epoch_begin(self, trainer, epoch):
-        """Before the first (or first remaining) step of epoch (0-based)."""
-
-    def on_train_batch_end(self, trainer, step, values):
-        """After each loop of --steps_per_loop steps, ending at global step step (1-based), with
-        the last step's [Real_P, Fake_P, Gen_loss, Dis_loss]."""
-
-    def on_epoch_end(self, trainer, epoch, means):
-        """After the last step of epoch, before its checkpoint, with the epoch's mean metrics."""
-
-    def on_train_end(self, trainer):
-        """Once, however the run ends (also on errors and stops)."""
-
-
-class ProgressBar(Hook):
-    """A tqdm bar per epoch: step, images/s, ETA and the running metrics."""
-
-    def __init__(self):
-        self.bar = None
-
-    def on_epoch_begin(self, trainer, epoch):
-        self.bar = tqdm(total=trainer.steps_per_epoch, initial=int(trainer.step_in_epoch),
-                        unit='step', dynamic_ncols=True,
-                        desc='epoch {}/{}'.format(epoch + 1, trainer.config.epochs))
-
-    def on_train_batch_end(self, trainer, step, values):
-        self.bar.update(int(trainer.step_in_epoch) - self.bar.n)
-        rate = self.bar.format_dict['rate']
-        self.bar.set_postfix(
-            img_s='{:.0f}'.format(rate * trainer.config.BATCH_SIZE) if rate else '?',
-            refresh=False, **{name: '{:.3f}'.format(value) for name, value
-                              in zip(utils.CSV_COLUMNS[1:], trainer.metric_means())})
-
-    def on_epoch_end(self, trainer, epoch, means):
-        self.on_train_end(trainer)
-
-    def on_train_end(self, trainer):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class CsvLogger(Hook):
-    """The seed's loss CSV: one row per finished epoch; rows past a resumed epoch are dropped."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def on_train_begin(self, trainer):
-        utils.start_csv(self.path, int(trainer.epoch))
-
-    def on_epoch_end(self, trainer, epoch, means):
-        utils.append_csv(self.path, epoch, means)
-
-
-class SampleGrids(Hook):
-    """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard."""
-
-    def __init__(self, plot_dir, writer=None):
-        self.plot_dir = plot_dir
-        self.writer = writer
-        self.last = None
-
-    def on_epoch_end(self, trainer, epoch, means):
-        self.last, grid = utils.generate_and_save_images(
-            trainer.Generator(trainer.NOISE, training=False), epoch + 1, self.plot_dir)
-        if self.writer:
-            with self.writer.as_default(step=int(trainer.step)):
-                tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
-            self.writer.flush()
-
-
-class TensorBoardScalars(Hook):
-    """The running metrics, learning rate and images/s every log_every steps."""
-
-    def __init__(self, writer, log_every):
-        self.writer = writer
-        self.log_every = log_every
-        self.window = self.last = None
-
-    def on_epoch_begin(self, trainer, epoch):
-        self.window, self.last = time.time(), int(trainer.step)
-
-    def on_train_batch_end(self, trainer, step, values):
-        if step // self.log_every == self.last // self.log_every:
-            return  # no multiple of log_every passed in this loop
-        now = time.time()
-        with self.writer.as_default(step=step):
-            for name, value in zip(utils.CSV_COLUMNS[1:], trainer.metric_means()):
-                tf.summary.scalar(name, value)
-            tf.summary.scalar('learning_rate', trainer.epoch_lr)
-            tf.summary.scalar('images_per_second',
-                              (step - self.last) * trainer.config.BATCH_SIZE / (now - self.window))
-        self.window, self.last = now, step
-
-
-class WeightSaver(Hook):
-    """The seed's .weights.h5 files every save_every epochs, and after the last epoch."""
-
-    def __init__(self, model_dir, save_every, epochs):
-        self.model_dir, self.save_every, self.epochs = model_dir, save_every, epochs
-
-    def on_epoch_end(self, trainer, epoch, means):
-        if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.epochs:
-            trainer.Generator.save_weights(os.path.join(self.model_dir, 'Generator.weights.h5'))
-            trainer.Discriminator.save_weights(os.path.join(self.model_dir,
-                                                            'Discriminator.weights.h5'))
-
-
-class Evaluation(Hook):
-    """FID, KID, precision/recall and IS every `every` epochs: a row of the eval CSV, TensorBoard
-    scalars, and best/generator.keras whenever the FID improves."""
-
-    def __init__(self, config, csv_path, best_dir, writer=None):
-        self.config, self.csv_path, self.best_dir, self.writer = config, csv_path, best_dir, writer
-        self.extractor = self.reference = None
-        self.best = float('inf')
-
-    def on_train_begin(self, trainer):
-        c = self.config
-        self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
-            c.feature_model, c.inception_weights))
-        self.reference = metrics.reference_features(
-            self.extractor, trainer.source_images, min(c.ref_samples, trainer.n_images),
-            data_source(c), default_stats_dir(c))
-        utils.start_csv(self.csv_path, int(trainer.epoch), utils.EVAL_COLUMNS)
-        if os.path.isfile(self.csv_path):  # the best FID of the epochs kept
-            self.best = min(utils.read_csv(self.csv_path, utils.EVAL_COLUMNS)['FID'],
-                            default=float('inf'))
-
-    def on_epoch_end(self, trainer, epoch, means):
-        if (epoch + 1) % self.config.eval_every:
-            return
-        result = metrics.evaluate(trainer.Generator, self.extractor, self.reference,
-                                  self.config.eval_samples, seed=trainer.seed)
-        values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
-                  result['is_mean'], result['seconds']]
-        utils.append_csv(self.csv_path, epoch, values)
-        if self.writer:
-            with self.writer.as_default(step=int(trainer.step)):
-                for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
-                    tf.summary.scalar('eval/' + name, value)
-        logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
-                     'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
-                     result['seconds'])
-        if result['fid'] < self.best:
-            self.best = result['fid']
-            os.makedirs(self.best_dir, exist_ok=True)
-            trainer.Generator.save(os.path.join(self.best_dir, 'generator.keras'))
-            with open(os.path.join(self.best_dir, 'best.json'), 'w') as f:
-                json.dump(dict(result, epoch=epoch), f, indent=1)
-            logging.info('Best FID so far: saved %s', os.path.join(self.best_dir,
-                                                                  'generator.keras'))
-
-
-class EpochSummary(Hook):
-    """One log line per epoch, and a warning when the discriminator wins completely."""
-
-    def __init__(self, plot_dir):
-        self.plot_dir = plot_dir
-        self.start = None
-
-    def on_epoch_begin(self, trainer, epoch):
-        self.start = time.time()
-
-    def on_epoch_end(self, trainer, epoch, means):
-        logging.info('Epoch %d/%d in %.1f s: Real_P %.4f, Fake_P %.4f, Gen_loss %.4f, '
-                     'Dis_loss %.4f, lr %.2e', epoch + 1, trainer.config.epochs,
-                     time.time() - self.start, *means, trainer.epoch_lr)
-        if means[1] < 0.01 and means[0] > 0.99:
-            logging.warning('Epoch %d: the discriminator wins completely (Real_P %.4f, Fake_P '
-                            '%.4f): training has probably collapsed; look at the grids in %s',
-                            epoch + 1, means[0], means[1], self.plot_dir)
-
-
-# ----------------------------------------------------------------------------- trainer
-
 class Trainer:
     """The seed's training loop: build, restore or start, train and end epochs, export.
 
-    Side effects other than the checkpoint are hooks: the defaults made from the config, then
-    extra_hooks, all called in that order.
+    Side effects other than the checkpoint are hooks (hooks.py): the defaults made from the
+    config, then extra_hooks, all called in that order.
     """
 
     def __init__(self, config, extra_hooks=()):
         self.config = config
+        self.files = run_files.RunFiles.of(config)
         self.extra_hooks = list(extra_hooks)
         self.hooks = []
         self.stop = StopRequest()
-        self.train_step = None
+        self.train_step = self.train_loop = None
+        self.epoch_lr = None  # the generator's learning rate in the epoch being trained
+        self.latest = None  # the checkpoint restored, if any
 
     # --------------------------------------------------------------- build
     def build(self):
@@ -650,31 +234,32 @@ class Trainer:
                 c.ImageType, ', '.join(dataset.IMAGE_TYPES)))
         # fresh layer names and seed generators for each run (its gc.collect: 0.25 s in a test)
         keras.backend.clear_session(free_memory=False)
-        self.precision = c.mixed_precision
-        if c.mixed_precision == 'auto':
-            self.precision, reason = auto_precision()
-            logging.info('--mixed_precision=auto chose %s: %s', self.precision, reason)
-        keras.mixed_precision.set_global_policy(POLICIES[self.precision])
-        self.strategy = make_strategy(c.strategy)
-        self.chief = is_chief(self.strategy)
+        self.precision = devices.set_precision(c.mixed_precision)
+        self.strategy = devices.make_strategy(c.strategy)
+        self.chief = devices.is_chief(self.strategy)
         replicas = self.strategy.num_replicas_in_sync
         if c.BATCH_SIZE % replicas:
             raise UsageError('--BATCH_SIZE={} does not split over {} replicas: use a multiple of '
                              '{}.'.format(c.BATCH_SIZE, replicas, replicas))
-        self.model_dir = os.path.join(c.MODEL_PATH, c.save_name)
-        self.flags_path = os.path.join(self.model_dir, 'flags.json')
         self.current = dataclasses.asdict(c)
-        self.saved = read_saved_flags(self.flags_path, self.current) if c.resume else None
+        self.saved = run_files.read_saved_flags(
+            self.files.flags, self.current, SHAPE_FLAGS,
+            {k: getattr(Config, k) for k in SHAPE_FLAGS}) if c.resume else None
         seed = c.seed
         if seed is None:
             seed = self.saved['seed'] if self.saved else int(np.random.default_rng().integers(
                 0, 2 ** 31 - 1))
         self.seed = self.current['seed'] = seed
         keras.utils.set_random_seed(seed)
-
         for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
             utils.check_writable(folder)
-        images, self.n_images = create_dataset(c, uint8=True)
+        self.load_data()
+        self.build_models()
+
+    def load_data(self):
+        """The training images, their count and the steps of an epoch."""
+        c = self.config
+        images, self.n_images = c.source.load(uint8=True)
         # uncached float32 images, for the reference statistics of --eval_every
         self.source_images = (dataset.to_unit_range(images)
                               if images.element_spec.dtype == tf.uint8 else images)
@@ -693,6 +278,10 @@ class Trainer:
             # preresized records are cached as uint8: a quarter of the memory, the same images
             images = images.cache()
         self.images = images  # uint8 ones become float32 a batch at a time, in make_batches
+
+    def build_models(self):
+        """Networks, optimizers, the run's bookkeeping variables and the checkpoint manager."""
+        c = self.config
         # run bookkeeping, the same on every worker: plain local variables
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         with self.strategy.scope():
@@ -700,7 +289,8 @@ class Trainer:
                 dataset.channels(c.ImageType), c.DisInSize, c.noise_dim, c.lr,
                 self.steps_per_epoch, c.sync_bn, self.precision == 'fp16', step=self.step,
                 filters=c.filters)
-        self.NOISE = tf.Variable(tf.random.stateless_normal([16, c.noise_dim], seed=[seed, -1]),
+        self.NOISE = tf.Variable(tf.random.stateless_normal([16, c.noise_dim],
+                                                            seed=[self.seed, -1]),
                                  trainable=False, name='fixed_noise')
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
         self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='step_in_epoch')
@@ -711,60 +301,44 @@ class Trainer:
             D_opt=self.D_opt, fixed_noise=self.NOISE, epoch=self.epoch,
             step_in_epoch=self.step_in_epoch, metric_sums=self.sums, global_step=self.step,
             rng=rng_variables(models))
-        self.ckpt_dir = os.path.join(self.model_dir, 'checkpoints')
         # other workers must save too (collectives), but into a scratch folder
         self.manager = tf.train.CheckpointManager(
-            self.ckpt, self.ckpt_dir if self.chief else tempfile.mkdtemp(prefix='dcgan-worker-'),
-            max_to_keep=c.keep_checkpoints)
+            self.ckpt, self.files.checkpoints if self.chief else
+            tempfile.mkdtemp(prefix='dcgan-worker-'), max_to_keep=c.keep_checkpoints)
 
     def restore_or_start(self):
         """Continue from the latest checkpoint, or move an old run aside and start fresh."""
         c = self.config
-        latest = tf.train.latest_checkpoint(self.ckpt_dir)
+        latest = tf.train.latest_checkpoint(self.files.checkpoints)
         if c.resume and latest:
             try:
                 self.ckpt.restore(latest).assert_existing_objects_matched()
             except (ValueError, AssertionError, tf.errors.OpError) as e:
                 raise UsageError('cannot restore {} with these flags ({}): rerun with the flags in '
                                  '{}, or add --noresume to start fresh.'.format(
-                                     latest, str(e).splitlines()[0], self.flags_path))
+                                     latest, str(e).splitlines()[0], self.files.flags))
             if int(self.step) == 0:  # a checkpoint from before the global step was kept
                 self.step.assign(self.G_opt.iterations)
             logging.info('Resuming from %s: epoch %d, step %d of it, global step %d', latest,
                          int(self.epoch), int(self.step_in_epoch), int(self.step))
-            for line in flag_differences(self.saved or {}, self.current):
+            for line in run_files.flag_differences(self.saved or {}, self.current):
                 logging.warning('flag changed since the checkpoint: %s', line)
         elif c.export_only:
-            raise UsageError('no checkpoint in {} to export: train first.'.format(self.ckpt_dir))
+            raise UsageError('no checkpoint in {} to export: train first.'.format(
+                self.files.checkpoints))
         elif self.chief:
-            for path in move_aside(run_outputs(c)):
+            for path in run_files.move_aside(self.files.outputs()):
                 logging.warning('Moved the previous run aside to %s', path)
         self.latest = latest
         if self.chief:
-            os.makedirs(self.model_dir, exist_ok=True)
-            with open(self.flags_path, 'w') as f:
-                json.dump(self.current, f, indent=1, sort_keys=True)
-
-    def default_hooks(self):
-        """The seed's side effects and this tool's additions, as configured."""
-        c = self.config
-        if not self.chief:
-            return []
-        plot_dir = os.path.join(c.PLOT_PATH, c.save_name)
-        self.csv_path = os.path.join(c.LOG_PATH, '{}-loss.csv'.format(c.save_name))
-        writer = None
-        if c.tensorboard:
-            writer = tf.summary.create_file_writer(os.path.join(c.LOG_PATH, 'tensorboard',
-                                                                c.save_name))
-        hooks = [ProgressBar(), CsvLogger(self.csv_path), SampleGrids(plot_dir, writer)]
-        if writer:
-            hooks.append(TensorBoardScalars(writer, c.log_every))
-        if c.eval_every:
-            hooks.append(Evaluation(c, os.path.join(c.LOG_PATH, '{}-eval.csv'.format(c.save_name)),
-                                    os.path.join(self.model_dir, 'best'), writer))
-        return hooks + [WeightSaver(self.model_dir, c.save_every, c.epochs), EpochSummary(plot_dir)]
+            os.makedirs(self.files.model_dir, exist_ok=True)
+            utils.write_json(self.files.flags, self.current)
 
     # --------------------------------------------------------------- train
+    def sampler(self):
+        """The generator whose samples the grids, evaluations and exports show."""
+        return self.Generator
+
     def metric_means(self):
         """The four metrics averaged over the steps of this epoch so far."""
         return self.sums.numpy() / max(1, int(self.step_in_epoch))
@@ -774,8 +348,8 @@ class Trainer:
         for hook in self.hooks:
             getattr(hook, method)(self, *args)
 
-    def train_epoch(self, epoch):
-        """Train the (remaining) steps of epoch; raise Stopped, after saving, on SIGINT/SIGTERM."""
+    def epoch_batches(self, epoch):
+        """The distributed batches of the (remaining) steps of epoch, in the run's seeded order."""
         c = self.config
         done = int(self.step_in_epoch)
         batches = dataset.make_batches(self.images, c.BATCH_SIZE, c.shuffle_buffer,
@@ -784,7 +358,12 @@ class Trainer:
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.DATA
         batches = batches.take(self.steps_per_epoch - done).with_options(options)
-        batches = self.strategy.experimental_distribute_dataset(batches)
+        return self.strategy.experimental_distribute_dataset(batches)
+
+    def train_epoch(self, epoch):
+        """Train the (remaining) steps of epoch; raise Stopped, after saving, on SIGINT/SIGTERM."""
+        c = self.config
+        batches = self.epoch_batches(epoch)
         if self.train_step is None:
             self.train_step = make_train_step(
                 [self.Generator, self.Discriminator], [self.G_opt, self.D_opt], self.strategy,
@@ -793,7 +372,7 @@ class Trainer:
                                               self.sums)
         self.epoch_lr = float(self.G_opt.learning_rate)  # boundaries fall between epochs
         self.call_hooks('on_epoch_begin', epoch)
-        iterator, source = iter(batches), c.array_path or c.TFRecordPath
+        iterator, source = iter(batches), c.source.array_path or c.TFRecordPath
         while int(self.step_in_epoch) < self.steps_per_epoch and self.stop.signal is None:
             k = min(c.steps_per_loop, self.steps_per_epoch - int(self.step_in_epoch))
             try:
@@ -809,7 +388,7 @@ class Trainer:
                                  'Dis_loss {}); the last good checkpoint in {} is kept: lower --lr '
                                  'or use --mixed_precision=none, then rerun to resume from '
                                  'it.'.format(int(first_bad), epoch + 1, values[2], values[3],
-                                              self.ckpt_dir))
+                                              self.files.checkpoints))
             self.call_hooks('on_train_batch_end', int(self.step), values)
         if self.stop.signal is not None and int(self.step_in_epoch) < self.steps_per_epoch:
             path = self.manager.save(checkpoint_number=int(self.step))
@@ -831,27 +410,28 @@ class Trainer:
 
     def export(self):
         """Write the whole generator to generator.keras (loadable without this code)."""
-        path = os.path.join(self.model_dir, 'generator.keras')
         if self.chief:
-            self.Generator.save(path)
-        return path
+            self.sampler().save(self.files.generator)
+        return self.files.generator
 
     def run(self):
         """The whole run; returns the path of the exported generator."""
         c = self.config
         self.build()
-        lock = RunLock(os.path.join(c.MODEL_PATH, c.save_name + '.lock')) if self.chief else None
+        lock = run_files.RunLock(self.files.lock) if self.chief else None
         with lock or contextlib.nullcontext(), self.stop:
             self.restore_or_start()
             if c.export_only:
                 path = self.export()
                 print('Exported the generator of {} to {}'.format(self.latest, path))
                 return path
-            self.hooks = self.default_hooks() + self.extra_hooks
+            if self.chief:
+                self.hooks = hooks_lib.default_hooks(c, self.files)
+            self.hooks += self.extra_hooks
             start_epoch = int(self.epoch)
             logging.info('%s: %d images, %d steps of %d per epoch, %d replica(s), precision %s%s',
                          c.save_name, self.n_images, self.steps_per_epoch, c.BATCH_SIZE,
-                         self.strategy.num_replicas_in_sync, POLICIES[self.precision],
+                         self.strategy.num_replicas_in_sync, devices.POLICIES[self.precision],
                          ', XLA' if c.jit else '')
             if start_epoch >= c.epochs:
                 logging.warning('%s has already trained %d epochs: raise --epochs to train on.',
@@ -867,8 +447,8 @@ class Trainer:
         if self.chief:
             logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: '
                          'python plot_logs.py %s --gif; sample with: python generate.py --model=%s',
-                         self.csv_path, os.path.join(c.PLOT_PATH, c.save_name), path,
-                         self.csv_path, path)
+                         self.files.loss_csv, self.files.plot_dir, path, self.files.loss_csv,
+                         path)
         if self.train_step is not None:
             logging.info('train_step was traced %d time(s)',
                          self.train_step.experimental_get_tracing_count())

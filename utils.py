@@ -1,4 +1,5 @@
 """What several entry points share: errors, losses, the LR schedule, sample grids, the CSV loss log."""
+import json
 import os
 import sys
 import tempfile
@@ -97,13 +98,20 @@ def write_png(path, image):
     tf.io.write_file(path, tf.io.encode_png(image))
 
 
-def generate_and_save_images(predictions, epoch, save_dir):
-    """Save the 16 fixed-noise samples of an epoch as a 4x4 grid {save_dir}/{epoch:03d}.png."""
-    os.makedirs(save_dir, exist_ok=True)
+def generate_and_save_images(predictions, epoch, files):
+    """Save the 16 fixed-noise samples of a 1-based epoch as a 4x4 grid at files.grid(epoch)
+    (files: a run_files.RunFiles); returns the grid."""
+    path = files.grid(epoch)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     grid = make_grid(to_uint8(predictions), 4, 4)
-    path = os.path.join(save_dir, '{:03d}.png'.format(epoch))
     write_png(path, grid)
-    return path, grid
+    return grid
+
+
+def write_json(path, value):
+    """Write value as indented JSON with sorted keys."""
+    with open(path, 'w') as f:
+        json.dump(value, f, indent=1, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- CSV log

@@ -15,8 +15,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before any test module imp
 @pytest.fixture(autouse=True, scope='session')
 def tensorflow_settings():
     """The entry points' process-wide TensorFlow settings, once per test process."""
-    import trainer
-    trainer.configure_tensorflow()
+    import devices
+    devices.configure_tensorflow()
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import devices  # noqa: E402
 import trainer  # noqa: E402
 
 BATCH, SIZE, NOISE = 8, 32, 100
@@ -23,7 +24,7 @@ def run(mode, sync_bn):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
     else:
-        strategy = trainer.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
+        strategy = devices.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
     images = np.random.default_rng(0).uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype('float32')
     ds = tf.data.Dataset.from_tensor_slices(images).batch(BATCH)
     options = tf.data.Options()

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import hooks
 import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +39,7 @@ def csv_text(folder):
     return open(os.path.join(folder, 'logs', 'MNIST-False-loss.csv')).read()
 
 
-class StopAt(trainer.Hook):
+class StopAt(hooks.Hook):
     """Asks the run to stop after global step `step`, as Ctrl-C would."""
 
     def __init__(self, step):

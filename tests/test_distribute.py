@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import trainer
+import devices
 from helpers import ROOT, script_env
 from utils import UsageError
 
@@ -75,4 +75,4 @@ def test_multi_worker_matches_single_device(single):
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv('TF_CONFIG', raising=False)
     with pytest.raises(UsageError, match='--strategy=multi_worker needs TF_CONFIG'):
-        trainer.make_strategy('multi_worker')
+        devices.make_strategy('multi_worker')

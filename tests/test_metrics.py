@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import dataset
 import metrics
 import trainer
 import utils
@@ -166,19 +167,18 @@ def test_reference_statistics_follow_their_source(mnist_npz, feature_model, tmp_
     from tools import synthetic
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model))
     npz = synthetic.write_mnist(str(tmp_path / 'mnist.npz'))
-    config = trainer.Config(ImageType='MNIST', mnist_path=npz, DisInSize=32)
-    images, _ = trainer.create_dataset(config)
-    first = metrics.reference_features(extractor, images, 64, trainer.data_source(config),
+    source = dataset.DataSource('MNIST', 32, array_path=npz)
+    images, _ = source.load()
+    first = metrics.reference_features(extractor, images, 64, source.identity(),
                                        str(tmp_path / 'stats'))
-    again = metrics.reference_features(extractor, images, 64, trainer.data_source(config),
+    again = metrics.reference_features(extractor, images, 64, source.identity(),
                                        str(tmp_path / 'stats'))
     np.testing.assert_array_equal(first.features, again.features)
     # the npz is written again with other digits: the cached statistics are not reused
     os.remove(npz)
     synthetic.write_mnist(npz, seed=1)
-    config = trainer.Config(ImageType='MNIST', mnist_path=npz, DisInSize=32)
-    images, _ = trainer.create_dataset(config)
-    changed = metrics.reference_features(extractor, images, 64, trainer.data_source(config),
+    images, _ = source.load()
+    changed = metrics.reference_features(extractor, images, 64, source.identity(),
                                          str(tmp_path / 'stats'))
     assert not np.array_equal(changed.features, first.features)
 

@@ -7,6 +7,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import devices
+import hooks
 import trainer
 import utils
 from helpers import small_config, train_in_process
@@ -36,7 +38,7 @@ def test_mode_trains(mnist_npz, tmp_path, mode):
     assert run.train_step.experimental_get_tracing_count() == 1
 
 
-class HugeLossScale(trainer.Hook):
+class HugeLossScale(hooks.Hook):
     """Makes every fp16 step overflow, so that the LossScaleOptimizers skip it."""
 
     def on_train_begin(self, run):
@@ -79,14 +81,14 @@ def test_auto_precision_per_machine(gpus, flags, speedup, mode):
     def measure():
         assert speedup is not None, 'measured where no bf16 unit can help'
         return speedup
-    chosen, reason = trainer.auto_precision(gpus, flags, measure)
+    chosen, reason = devices.auto_precision(gpus, flags, measure)
     assert chosen == mode and reason
     if speedup:
         assert '{:.2f}x fp32'.format(speedup) in reason
 
 
 def test_conv_speedup_is_measured():
-    assert 0.05 < trainer.conv_speedup(repeats=1) < 20
+    assert 0.05 < devices.conv_speedup(repeats=1) < 20
 
 
 def test_auto_precision_in_a_run(mnist_npz, tmp_path, caplog):
@@ -95,6 +97,6 @@ def test_auto_precision_in_a_run(mnist_npz, tmp_path, caplog):
                                        mixed_precision='auto'))
     run.build()
     assert '--mixed_precision=auto chose {}'.format(run.precision) in caplog.text
-    assert run.precision == trainer.auto_precision()[0]
+    assert run.precision == devices.auto_precision()[0]
     assert run.Generator.layers[2].compute_dtype == {'none': 'float32', 'bf16': 'bfloat16',
                                                      'fp16': 'float16'}[run.precision]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import run_files
 import trainer
 from helpers import StopAt, csv_text, script_env, small_config, train_in_process
 from utils import UsageError
@@ -137,7 +138,7 @@ def test_second_run_of_a_save_name_is_refused(tmp_path):
     config = small_config(tmp_path, ImageType='digits')
     lock_path = os.path.join(config.MODEL_PATH, 'digits-False.lock')
     os.makedirs(config.MODEL_PATH)
-    with trainer.RunLock(lock_path):
+    with run_files.RunLock(lock_path):
         with pytest.raises(UsageError, match=r'another run is training this SaveName \(pid {} on '
                            r'host {}'.format(os.getpid(), re.escape(socket.gethostname()))):
             trainer.train(config)
@@ -148,12 +149,12 @@ def test_stale_lock_is_taken_over(tmp_path, caplog):
     lock_path = str(tmp_path / 'digits-False.lock')
     with open(lock_path, 'w') as f:  # what a killed run leaves: its line, but no lock held
         f.write('pid 999999 on host elsewhere, since 2026-01-01 00:00:00\n')
-    with trainer.RunLock(lock_path):
+    with run_files.RunLock(lock_path):
         assert open(lock_path).read().startswith('pid {} on host {}'.format(
             os.getpid(), socket.gethostname()))
     assert 'Took over the lock' in caplog.text and 'pid 999999 on host elsewhere' in caplog.text
     assert open(lock_path).read() == ''  # released at the end
-    with trainer.RunLock(lock_path):  # and free for the next run
+    with run_files.RunLock(lock_path):  # and free for the next run
         pass
 
 

@@ -15,6 +15,7 @@ from absl import flags
 from tqdm import tqdm
 
 import convert_tfrecord  # its --workers and --shard_mb flags apply here too
+import records
 from tools import synthetic
 
 FLAGS = flags.FLAGS
@@ -48,13 +49,14 @@ def seed_style_example(item, images):
 
     features = {}
     for image_type, (name, data) in images.items():
-        features['image/{}/filename'.format(image_type)] = byte(name.encode())
-        features['image/{}/encoded'.format(image_type)] = byte(data)
-    features['image/ID'] = tf.train.Feature(int64_list=tf.train.Int64List(value=item['identity']))
-    features['image/Attr'] = floats([0.0 if a < 0 else 1.0 for a in item['attr']])
-    features['image/Landmarks'] = floats(item['landmarks'])
-    features['image/LandmarksAlign'] = floats(item['landmarks_align'])
-    features['image/img_celeba/bbox'] = floats(item['bbox'])
+        features[records.filename_key(image_type)] = byte(name.encode())
+        features[records.encoded_key(image_type)] = byte(data)
+    key = {field: spec[0] for field, spec in records.ANNOTATIONS.items()}
+    features[key['identity']] = tf.train.Feature(int64_list=tf.train.Int64List(
+        value=item['identity']))
+    features[key['attr']] = floats([0.0 if a < 0 else 1.0 for a in item['attr']])
+    for field in ('landmarks', 'landmarks_align', 'bbox'):
+        features[key[field]] = floats(item[field])
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
@@ -69,7 +71,7 @@ def seed_style_convert(root, out_dir, partition='train'):
     landmarks_align = read_seed_style(os.path.join(anno, 'list_landmarks_align_celeba.txt'), 2)
     code = {'train': '0', 'val': '1', 'test': '2'}[partition]
     count = 0
-    with tf.io.TFRecordWriter(os.path.join(out_dir, 'CelebA_{}.tfrecord'.format(partition))) as writer:
+    with tf.io.TFRecordWriter(records.record_pattern(out_dir, partition).rstrip('*')) as writer:
         for key in tqdm(split, desc='seed-style', unit='img'):
             if split[key][0] != code:
                 continue
@@ -106,7 +108,7 @@ def plain_folder_convert(root, out_dir):
             for name in sorted(files):
                 with open(os.path.join(folder, name), 'rb') as f:
                     data = f.read()
-                feature = {'image/encoded': tf.train.Feature(
+                feature = {records.encoded_key(records.FOLDER): tf.train.Feature(
                     bytes_list=tf.train.BytesList(value=[data]))}
                 writer.write(tf.train.Example(features=tf.train.Features(
                     feature=feature)).SerializeToString())

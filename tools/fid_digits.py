@@ -20,6 +20,8 @@ from sklearn.datasets import load_digits  # noqa: E402
 import dataset  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
+import run_files  # noqa: E402
+import devices  # noqa: E402
 import trainer  # noqa: E402
 import utils  # noqa: E402
 
@@ -56,7 +58,7 @@ def train_classifier(path):
 
 
 def main(_argv):
-    trainer.configure_tensorflow()
+    devices.configure_tensorflow()
     work = FLAGS.work_dir
     os.makedirs(work, exist_ok=True)
     classifier = os.path.join(work, 'digit_features.keras')
@@ -81,19 +83,20 @@ def main(_argv):
                             MODEL_PATH=os.path.join(work, 'models'),
                             PLOT_PATH=os.path.join(work, 'plot'))
     trainer.train(config)
-    table = utils.read_csv(os.path.join(work, 'logs', 'digits-False-eval.csv'), utils.EVAL_COLUMNS)
+    files = run_files.RunFiles.of(config)
+    table = utils.read_csv(files.eval_csv, utils.EVAL_COLUMNS)
     final = table['FID'][-1]
     share = (final - floor) / (ceiling - floor)
     print('FID per epoch: ' + ', '.join('{:.2f}'.format(v) for v in table['FID']))
     print('final FID {:.3f}: {:.1%} of the way from the floor to the ceiling'.format(final, share))
-    draw(table, floor, ceiling, os.path.join(work, 'plot', 'digits-False'), FLAGS.figure)
+    draw(table, floor, ceiling, files, FLAGS.figure)
     with open(os.path.join(work, 'summary.json'), 'w') as f:
         json.dump({'classifier_accuracy': accuracy, 'floor': floor, 'ceiling': ceiling,
                    'fid': table['FID'].tolist(), 'share_of_the_way': share}, f, indent=1)
     logging.info('wrote %s', FLAGS.figure)
 
 
-def draw(table, floor, ceiling, grid_dir, path):
+def draw(table, floor, ceiling, files, path):
     """FID per epoch with floor and ceiling, above the sample grids of four of the epochs."""
     plt = utils.pyplot()
     epochs = table['epoch'] + 1
@@ -113,7 +116,7 @@ def draw(table, floor, ceiling, grid_dir, path):
     ax.legend()
     ax.set_title('FID falls from the ceiling toward the floor as the DCGAN learns digits')
     for i, epoch in enumerate(shown):
-        grid = np.asarray(Image.open(os.path.join(grid_dir, '{:03d}.png'.format(epoch))))
+        grid = np.asarray(Image.open(files.grid(epoch)))
         tile = fig.add_axes([0.08 + i * 0.225, 0.02, 0.2, 0.3])
         tile.imshow(grid, cmap='gray', vmin=0, vmax=255)
         tile.set_title('epoch {}: FID {:.2f}'.format(epoch, table['FID'][epoch - 1]), fontsize=9)

@@ -1,0 +1,225 @@
+"""Every side effect of a training run, as a hook the Trainer calls: the progress bar, the CSV loss
+log, sample grids, TensorBoard, evaluation, weight files and the epoch summary."""
+import json
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+from tqdm import tqdm
+
+import metrics
+import utils
+
+
+class Hook:
+    """A side effect of training, called by the Trainer; subclasses override what they need.
+
+    What a hook may read of the trainer (`run` below), and nothing else:
+      run.config           the trainer.Config
+      run.files            the run_files.RunFiles naming every path of the run
+      run.step, run.epoch, run.step_in_epoch   global step, epochs done, steps done in this epoch
+                           (tf.Variables; int() them)
+      run.steps_per_epoch  steps in a full epoch
+      run.n_images, run.source_images          how many training images, and those images
+                           (unbatched, float32 in [-1, 1], uncached)
+      run.seed             the run's seed
+      run.NOISE            the 16 fixed latents of the sample grids
+      run.Generator, run.Discriminator         the networks being trained
+      run.sampler()        the generator to sample and evaluate (the averaged one with --ema)
+      run.metric_means()   [Real_P, Fake_P, Gen_loss, Dis_loss] of this epoch so far
+      run.epoch_lr         the generator's learning rate in this epoch
+      run.stop             the StopRequest (its .signal is set by Ctrl-C)
+    """
+
+    def on_train_begin(self, run):
+        """Once, after the models are restored or started, before the first step."""
+
+    def on_epoch_begin(self, run, epoch):
+        """Before the first (or first remaining) step of epoch (0-based)."""
+
+    def on_train_batch_end(self, run, step, values):
+        """After each loop of --steps_per_loop steps, ending at global step step (1-based), with
+        the last step's [Real_P, Fake_P, Gen_loss, Dis_loss]."""
+
+    def on_epoch_end(self, run, epoch, means):
+        """After the last step of epoch, before its checkpoint, with the epoch's mean metrics."""
+
+    def on_train_end(self, run):
+        """Once, however the run ends (also on errors and stops)."""
+
+
+class ProgressBar(Hook):
+    """A tqdm bar per epoch: step, images/s, ETA and the running metrics."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_epoch_begin(self, run, epoch):
+        self.bar = tqdm(total=run.steps_per_epoch, initial=int(run.step_in_epoch),
+                        unit='step', dynamic_ncols=True,
+                        desc='epoch {}/{}'.format(epoch + 1, run.config.epochs))
+
+    def on_train_batch_end(self, run, step, values):
+        self.bar.update(int(run.step_in_epoch) - self.bar.n)
+        rate = self.bar.format_dict['rate']
+        self.bar.set_postfix(
+            img_s='{:.0f}'.format(rate * run.config.BATCH_SIZE) if rate else '?',
+            refresh=False, **{name: '{:.3f}'.format(value) for name, value
+                              in zip(utils.CSV_COLUMNS[1:], run.metric_means())})
+
+    def on_epoch_end(self, run, epoch, means):
+        self.on_train_end(run)
+
+    def on_train_end(self, run):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class CsvLogger(Hook):
+    """The seed's loss CSV: one row per finished epoch; rows past a resumed epoch are dropped."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_begin(self, run):
+        utils.start_csv(self.path, int(run.epoch))
+
+    def on_epoch_end(self, run, epoch, means):
+        utils.append_csv(self.path, epoch, means)
+
+
+class SampleGrids(Hook):
+    """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard."""
+
+    def __init__(self, files, writer=None):
+        self.files = files
+        self.writer = writer
+
+    def on_epoch_end(self, run, epoch, means):
+        grid = utils.generate_and_save_images(run.sampler()(run.NOISE, training=False),
+                                              epoch + 1, self.files)
+        if self.writer:
+            with self.writer.as_default(step=int(run.step)):
+                tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
+            self.writer.flush()
+
+
+class TensorBoardScalars(Hook):
+    """The running metrics, learning rate and images/s every log_every steps."""
+
+    def __init__(self, writer, log_every):
+        self.writer = writer
+        self.log_every = log_every
+        self.window = self.last = None
+
+    def on_epoch_begin(self, run, epoch):
+        self.window, self.last = time.time(), int(run.step)
+
+    def on_train_batch_end(self, run, step, values):
+        if step // self.log_every == self.last // self.log_every:
+            return  # no multiple of log_every passed in this loop
+        now = time.time()
+        with self.writer.as_default(step=step):
+            for name, value in zip(utils.CSV_COLUMNS[1:], run.metric_means()):
+                tf.summary.scalar(name, value)
+            tf.summary.scalar('learning_rate', run.epoch_lr)
+            tf.summary.scalar('images_per_second',
+                              (step - self.last) * run.config.BATCH_SIZE / (now - self.window))
+        self.window, self.last = now, step
+
+
+class WeightSaver(Hook):
+    """The seed's .weights.h5 files every save_every epochs, and after the last epoch."""
+
+    def __init__(self, files, save_every, epochs):
+        self.files, self.save_every, self.epochs = files, save_every, epochs
+
+    def on_epoch_end(self, run, epoch, means):
+        if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.epochs:
+            run.Generator.save_weights(self.files.generator_weights)
+            run.Discriminator.save_weights(self.files.discriminator_weights)
+
+
+class Evaluation(Hook):
+    """FID, KID, precision/recall and IS every `every` epochs: a row of the eval CSV, TensorBoard
+    scalars, and best/generator.keras whenever the FID improves.
+
+    reference: a metrics.Reference to compare with; by default the config's feature model on the
+    training images (cached in the statistics folder)."""
+
+    def __init__(self, config, files, writer=None, reference=None, extractor=None):
+        self.config, self.files, self.writer = config, files, writer
+        self.extractor, self.reference = extractor, reference
+        self.best = float('inf')
+
+    def on_train_begin(self, run):
+        c = self.config
+        if self.extractor is None:
+            self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
+                c.feature_model, c.inception_weights))
+        if self.reference is None:
+            source = c.source
+            self.reference = metrics.reference_features(
+                self.extractor, run.source_images, min(c.ref_samples, run.n_images),
+                source.identity(), source.stats_dir(c.stats_dir))
+        utils.start_csv(self.files.eval_csv, int(run.epoch), utils.EVAL_COLUMNS)
+        # the best FID of the epochs kept
+        self.best = min(utils.read_csv(self.files.eval_csv, utils.EVAL_COLUMNS)['FID'],
+                        default=float('inf'))
+
+    def on_epoch_end(self, run, epoch, means):
+        if (epoch + 1) % self.config.eval_every:
+            return
+        generator = run.sampler()
+        result = metrics.evaluate(generator, self.extractor, self.reference,
+                                  self.config.eval_samples, seed=run.seed)
+        values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
+                  result['is_mean'], result['seconds']]
+        utils.append_csv(self.files.eval_csv, epoch, values)
+        if self.writer:
+            with self.writer.as_default(step=int(run.step)):
+                for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
+                    tf.summary.scalar('eval/' + name, value)
+        logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
+                     'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
+                     result['seconds'])
+        if result['fid'] < self.best:
+            self.best = result['fid']
+            os.makedirs(self.files.best_dir, exist_ok=True)
+            generator.save(self.files.best_generator)
+            with open(self.files.best_json, 'w') as f:
+                json.dump(dict(result, epoch=epoch), f, indent=1)
+            logging.info('Best FID so far: saved %s', self.files.best_generator)
+
+
+class EpochSummary(Hook):
+    """One log line per epoch, and a warning when the discriminator wins completely."""
+
+    def __init__(self, files):
+        self.files = files
+        self.start = None
+
+    def on_epoch_begin(self, run, epoch):
+        self.start = time.time()
+
+    def on_epoch_end(self, run, epoch, means):
+        logging.info('Epoch %d/%d in %.1f s: Real_P %.4f, Fake_P %.4f, Gen_loss %.4f, '
+                     'Dis_loss %.4f, lr %.2e', epoch + 1, run.config.epochs,
+                     time.time() - self.start, *means, run.epoch_lr)
+        if means[1] < 0.01 and means[0] > 0.99:
+            logging.warning('Epoch %d: the discriminator wins completely (Real_P %.4f, Fake_P '
+                            '%.4f): training has probably collapsed; look at the grids in %s',
+                            epoch + 1, means[0], means[1], self.files.plot_dir)
+
+
+def default_hooks(config, files):
+    """The seed's side effects and this tool's additions, as config asks, in the seed's order."""
+    writer = tf.summary.create_file_writer(files.tensorboard) if config.tensorboard else None
+    hooks = [ProgressBar(), CsvLogger(files.loss_csv), SampleGrids(files, writer)]
+    if writer:
+        hooks.append(TensorBoardScalars(writer, config.log_every))
+    if config.eval_every:
+        hooks.append(Evaluation(config, files, writer))
+    return hooks + [WeightSaver(files, config.save_every, config.epochs), EpochSummary(files)]

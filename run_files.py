@@ -1,0 +1,198 @@
+"""Every path one training run writes, named once; moving an old run aside; the run lock; the
+saved flags of a run and what changed since."""
+import dataclasses
+import fcntl
+import json
+import os
+import socket
+import time
+
+from absl import logging
+
+from utils import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """The files of one run (DESIGN.md's "Files a run writes"), from its SaveName and the three
+    output folders: the only place that spells their names."""
+    save_name: str
+    log_path: str = 'logs/'
+    model_path: str = 'models/'
+    plot_path: str = 'plot/'
+
+    @classmethod
+    def of(cls, config):
+        """The files of a trainer.Config's run."""
+        return cls(config.save_name, config.LOG_PATH, config.MODEL_PATH, config.PLOT_PATH)
+
+    @classmethod
+    def of_loss_csv(cls, path, plot_path='plot/'):
+        """The run that wrote a loss CSV: logs/MNIST-False-loss.csv -> SaveName MNIST-False (a
+        CSV not named so keeps its own stem and has no eval CSV beside it)."""
+        base = os.path.basename(path)
+        suffix = '-loss.csv'
+        name = base[:-len(suffix)] if base.endswith(suffix) else os.path.splitext(base)[0]
+        return cls(name, os.path.dirname(path), plot_path=plot_path)
+
+    # ------------------------------------------------------------------ models/{SaveName}/
+    @property
+    def model_dir(self):
+        return os.path.join(self.model_path, self.save_name)
+
+    @property
+    def flags(self):
+        """The run's flags (seed included), written from its Config."""
+        return os.path.join(self.model_dir, 'flags.json')
+
+    @property
+    def checkpoints(self):
+        return os.path.join(self.model_dir, 'checkpoints')
+
+    @property
+    def generator_weights(self):
+        return os.path.join(self.model_dir, 'Generator.weights.h5')
+
+    @property
+    def discriminator_weights(self):
+        return os.path.join(self.model_dir, 'Discriminator.weights.h5')
+
+    @property
+    def generator(self):
+        """The whole generator (the averaged one with --ema), loadable without this code."""
+        return os.path.join(self.model_dir, 'generator.keras')
+
+    @property
+    def generator_raw(self):
+        """With --ema: the raw, not averaged, generator."""
+        return os.path.join(self.model_dir, 'generator_raw.keras')
+
+    @property
+    def best_dir(self):
+        return os.path.join(self.model_dir, 'best')
+
+    @property
+    def best_generator(self):
+        return os.path.join(self.best_dir, 'generator.keras')
+
+    @property
+    def best_json(self):
+        return os.path.join(self.best_dir, 'best.json')
+
+    @property
+    def lock(self):
+        return os.path.join(self.model_path, self.save_name + '.lock')
+
+    # ------------------------------------------------------------------ logs/ and plot/
+    @property
+    def loss_csv(self):
+        return os.path.join(self.log_path, self.save_name + '-loss.csv')
+
+    @property
+    def eval_csv(self):
+        return os.path.join(self.log_path, self.save_name + '-eval.csv')
+
+    @property
+    def tensorboard(self):
+        return os.path.join(self.log_path, 'tensorboard', self.save_name)
+
+    @property
+    def plot_dir(self):
+        return os.path.join(self.plot_path, self.save_name)
+
+    def grid(self, epoch):
+        """The sample grid of a 1-based epoch."""
+        return os.path.join(self.plot_dir, '{:03d}.png'.format(epoch))
+
+    @property
+    def grid_pattern(self):
+        """A glob pattern matching every epoch's sample grid."""
+        return os.path.join(self.plot_dir, '[0-9][0-9][0-9].png')
+
+    @property
+    def real_grid(self):
+        """A grid of real training images as the networks see them."""
+        return os.path.join(self.plot_dir, 'real.png')
+
+    def outputs(self):
+        """What a fresh run of this SaveName would overwrite, so moves aside first."""
+        return [self.model_dir, self.plot_dir, self.loss_csv, self.eval_csv, self.tensorboard]
+
+
+def move_aside(paths):
+    """Rename existing paths to PATH.old-TIMESTAMP, so a fresh run never deletes an old one."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    moved = []
+    for path in paths:
+        path = path.rstrip('/')
+        if os.path.exists(path):
+            target = '{}.old-{}'.format(path, stamp)
+            os.rename(path, target)
+            moved.append(target)
+    return moved
+
+
+def read_saved_flags(flags_path, current, shape_flags, defaults):
+    """The flags a previous run saved (None if none), refusing ones that shape other networks;
+    defaults gives the value of a shape flag for runs saved before it existed."""
+    if not os.path.isfile(flags_path):
+        return None
+    try:
+        with open(flags_path) as f:
+            saved = json.load(f)
+    except ValueError as e:
+        raise UsageError('{} is not valid JSON ({}): restore it, or add --noresume to start a new '
+                         'run (the old one is moved aside).'.format(flags_path, e))
+    made = {k: saved.get(k, defaults[k]) for k in shape_flags}
+    wrong = [k for k in shape_flags if made[k] != current.get(k)]
+    if wrong:
+        raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
+                         'with those values, or add --noresume to start a new run (the old one is '
+                         'moved aside).'.format(os.path.dirname(flags_path), ', '.join(
+                             '--{}={}'.format(k, made[k]) for k in wrong)))
+    return saved
+
+
+def flag_differences(saved, current):
+    """Lines 'name: saved -> current' for flags whose values changed."""
+    return ['{}: {} -> {}'.format(k, saved[k], current.get(k)) for k in sorted(saved)
+            if k in current and saved[k] != current[k]]
+
+
+class RunLock:
+    """An exclusive lock on {MODEL_PATH}/{SaveName}.lock, so two runs never share one SaveName.
+
+    The operating system drops the lock when its process ends, however it ends, so a lock left by
+    a killed run is taken over; the file names the PID and host of its holder.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.file = None
+
+    def __enter__(self):
+        self.file = open(self.path, 'a+')
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or 'unknown'
+            self.file.close()
+            raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
+                             'finish or stop it, or train into another --MODEL_PATH.'.format(
+                                 holder, self.path))
+        self.file.seek(0)
+        stale = self.file.read().strip()
+        if stale:
+            logging.warning('Took over the lock %s left by a run that ended without releasing '
+                            'it (%s)', self.path, stale)
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write('pid {} on host {}, since {}\n'.format(
+            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S')))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.file.truncate(0)
+        self.file.close()  # closing releases the lock
