@@ -20,7 +20,8 @@ from utils import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
-                    'file together with --ImageType, --DisInSize, --noise_dim and --filters')
+                    'file (its shape flags come from the flags.json beside it, or from '
+                    '--DisInSize, --noise_dim and --filters)')
 flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES),
                   'real images to compare with, as main.py\'s --ImageType (default MNIST)')
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
@@ -46,6 +47,14 @@ flags.DEFINE_string('feature_model', '', 'a saved .keras model mapping images in
                     'Keras\' InceptionV3 with ImageNet weights')
 flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' ' + metrics.INCEPTION_FILE +
                     ' for machines without internet (default: Keras\' download, cached)')
+flags.DEFINE_string('inception_graph', '', 'TTUR\'s Inception graph, ' + metrics.GRAPH_FILE +
+                    ' from ' + metrics.GRAPH_URL + ': FIDs on the published protocol (default: '
+                    'none, Keras\' InceptionV3)')
+flags.DEFINE_string('reference_stats', '', 'a TTUR-format statistics file (mu, sigma), e.g. '
+                    'fid_stats_cifar10_train.npz, as the real side of the FID; KID and '
+                    'precision/recall are then NaN (default: none, the real images)')
+flags.DEFINE_string('save_stats', '', 'also write the real images\' mu and sigma in TTUR\'s format '
+                    'to this .npz (default: none)')
 flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (default: fid_stats/ '
                     'beside the records or the npz, else ./fid_stats)')
 flags.DEFINE_string('out', '', 'also write the results as JSON to this file (default: none)')
@@ -55,51 +64,105 @@ flags.DEFINE_enum('mixed_precision', 'none', devices.PRECISIONS,
                   'precision of the feature model, as main.py\'s flag (default none)')
 
 
-def evaluate_generator(generator, source, num_samples, ref_samples=50000, feature_model='',
-                       inception_weights='', stats_dir='', seed=0, batch=100):
-    """Every metric of generator against the real images of a dataset.DataSource, as a dict;
-    the real images are read at the generator's size, so that like is compared with like."""
-    size = generator.output_shape[1]
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What one evaluation depends on; field names are this script's flags."""
+    model: str = ''
+    ImageType: str = 'MNIST'
+    mnist_path: str = ''
+    cifar_path: str = ''
+    TFRecordPath: str = dataset.PLACEHOLDER_RECORDS
+    Partition: str = 'all'
+    bbox: bool = True
+    DisInSize: int = 64
+    noise_dim: int = 100
+    filters: int = 1024
+    num_samples: int = 10000
+    ref_samples: int = 50000
+    feature_model: str = ''
+    inception_weights: str = ''
+    inception_graph: str = ''
+    reference_stats: str = ''
+    save_stats: str = ''
+    stats_dir: str = ''
+    out: str = ''
+    seed: int = 0
+    batch: int = 100
+    mixed_precision: str = 'none'
+
+    @property
+    def source(self):
+        """The real images compared with."""
+        return dataset.DataSource(
+            self.ImageType, self.DisInSize, self.Partition, self.bbox, self.TFRecordPath,
+            {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, ''))
+
+
+def evaluate_generator(generator, config):
+    """Every metric of generator against config's real images (or statistics file), as a dict,
+    with the real-vs-real FID of two halves of the reference images as 'fid_floor' when known.
+    The real images are read at the generator's size, so that like is compared with like."""
+    source = dataclasses.replace(config.source, size=generator.output_shape[1])
     if generator.output_shape[-1] != source.channels:
         raise UsageError('the generator makes {}-channel images but --ImageType={} has {}: pass '
                          'the --ImageType it was trained on.'.format(
                              generator.output_shape[-1], source.image_type, source.channels))
-    source = dataclasses.replace(source, size=size)
-    images, n_images = source.load()
-    extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model,
-                                                                     inception_weights))
-    reference = metrics.reference_features(extractor, images, min(ref_samples, n_images),
-                                           source.identity(), source.stats_dir(stats_dir), batch)
-    result = metrics.evaluate(generator, extractor, reference, num_samples, seed, batch)
-    result['real_data'] = source.identity()
+    extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
+        config.feature_model, config.inception_weights, config.inception_graph))
+    if config.reference_stats:
+        reference = metrics.load_stats(config.reference_stats)
+    else:
+        images, n_images = source.load()
+        reference = metrics.reference_features(
+            extractor, images, min(config.ref_samples, n_images), source.identity(),
+            source.stats_dir(config.stats_dir), config.batch)
+    result = metrics.evaluate(generator, extractor, reference, config.num_samples, config.seed,
+                              config.batch)
+    features = reference.features
+    result['fid_floor'] = (metrics.fid(features[::2], features[1::2])
+                           if features is not None and len(features) >= 4 else None)
+    if config.save_stats:
+        reference.save_stats(config.save_stats)
     return result
 
 
+def report(result, config):
+    """The lines evaluate.py prints: every metric, and the scale of the FID."""
+    lines = ['{} against {}:'.format(config.model, result['reference']),
+             '  FID {fid:.4f}   KID {kid_mean:.5f} +- {kid_std:.5f}   precision {precision:.4f}   '
+             'recall {recall:.4f}   IS {is_mean:.4f} +- {is_std:.4f}'.format(**result)]
+    if result['fid_floor'] is not None:
+        lines.append('  scale: two halves of the reference images score FID {:.4f} against each '
+                     'other (the floor this many images allow); lower is better'.format(
+                         result['fid_floor']))
+    else:
+        lines.append('  KID and precision/recall need the real images\' features, which a '
+                     'statistics file does not hold: reported as NaN')
+    lines.append('  {} generated images, features of {} ({} precision)'.format(
+        result['num_samples'], result['feature_model'], result['protocol']['compute_dtype']))
+    return lines
+
+
 def main(_argv):
+    config = EvalConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(EvalConfig)})
     try:
-        if not FLAGS.model:
+        if not config.model:
             raise UsageError('pass --model=models/{SaveName}/generator.keras')
-        devices.set_precision(FLAGS.mixed_precision)
-        source = dataset.DataSource(
-            FLAGS.ImageType, FLAGS.DisInSize, FLAGS.Partition, FLAGS.bbox, FLAGS.TFRecordPath,
-            {'MNIST': FLAGS.mnist_path, 'cifar10': FLAGS.cifar_path}.get(FLAGS.ImageType, ''))
-        generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType),
-                                         FLAGS.DisInSize, FLAGS.noise_dim, FLAGS.filters)
-        if FLAGS.out:
-            utils.check_writable(os.path.dirname(FLAGS.out) or '.')
-        result = evaluate_generator(generator, source, FLAGS.num_samples, FLAGS.ref_samples,
-                                    FLAGS.feature_model, FLAGS.inception_weights, FLAGS.stats_dir,
-                                    FLAGS.seed, FLAGS.batch)
-        result['model'] = FLAGS.model
-        print('{} against {}:'.format(FLAGS.model, result['real_data']))
-        print('  FID {fid:.4f}   KID {kid_mean:.5f} +- {kid_std:.5f}   precision {precision:.4f}   '
-              'recall {recall:.4f}   IS {is_mean:.4f} +- {is_std:.4f}'.format(**result))
-        print('  {num_samples} generated and {num_reference} real images, features of '
-              '{feature_model}, {seconds:.0f} s'.format(**result))
-        if FLAGS.out:
-            with open(FLAGS.out, 'w') as f:
+        devices.set_precision(config.mixed_precision)
+        generator = model.load_generator(config.model, dataset.channels(config.ImageType),
+                                         config.DisInSize, config.noise_dim, config.filters)
+        for path in (config.out, config.save_stats):
+            if path:
+                utils.check_writable(os.path.dirname(path) or '.')
+        result = evaluate_generator(generator, config)
+        result['model'] = config.model
+        print('\n'.join(report(result, config)))
+        if config.save_stats:
+            print('wrote {} (mu and sigma, TTUR\'s format)'.format(config.save_stats))
+        if config.out:
+            with open(config.out, 'w') as f:
                 json.dump(result, f, indent=1)
-            print('wrote {}'.format(FLAGS.out))
+            print('wrote {}'.format(config.out))
     except UsageError as e:
         utils.fail(e)
 

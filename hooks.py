@@ -158,12 +158,21 @@ class Evaluation(Hook):
         c = self.config
         if self.extractor is None:
             self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
-                c.feature_model, c.inception_weights))
-        if self.reference is None:
+                c.feature_model, c.inception_weights, c.inception_graph))
+        if self.reference is None and c.reference_stats:
+            self.reference = metrics.load_stats(c.reference_stats)
+        elif self.reference is None:
             source = c.source
             self.reference = metrics.reference_features(
                 self.extractor, run.source_images, min(c.ref_samples, run.n_images),
                 source.identity(), source.stats_dir(c.stats_dir))
+        # the eval CSV's companion: how its numbers were measured
+        utils.write_json(self.files.eval_protocol, dict(
+            self.extractor.protocol, reference=self.reference.origin,
+            num_reference=None if self.reference.features is None
+            else len(self.reference.features),
+            num_samples=c.eval_samples, latents='seeded by the run\'s seed, the same every '
+            'evaluation', generator='the sampled one (averaged with --ema)'))
         utils.start_csv(self.files.eval_csv, int(run.epoch), utils.EVAL_COLUMNS)
         # the best FID of the epochs kept
         self.best = min(utils.read_csv(self.files.eval_csv, utils.EVAL_COLUMNS)['FID'],

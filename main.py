@@ -42,6 +42,24 @@ flags.DEFINE_float('lr', 2e-4, 'Adam learning rate (beta_1 0.5), divided by 10 a
                    'and 25 (default 2e-4)')
 flags.DEFINE_integer('epochs', 35, 'number of epochs (default 35)')
 
+# recipe flags beyond the seed: off, or the seed's values, by default (see docs/recipes.md)
+flags.DEFINE_float('lr_G', None, 'generator learning rate (default: --lr)')
+flags.DEFINE_float('lr_D', None, 'discriminator learning rate (default: --lr); a larger lr_D than '
+                   'lr_G is TTUR (Heusel et al. 2017)')
+flags.DEFINE_string('lr_decay_epochs', '10,20,25', 'epochs after which both learning rates are '
+                    'divided by 10 (default 10,20,25, the seed\'s); empty = constant')
+flags.DEFINE_float('ema', 0.0, 'decay of an exponential moving average of the generator\'s weights, '
+                   'e.g. 0.999, ramped up over the first steps; the sample grids, --eval_every, '
+                   'best/ and generator.keras then use the average (0 = off, default)')
+flags.DEFINE_boolean('standing_stats', False, 'sample, evaluate and export the generator with '
+                     'BatchNorm statistics recomputed for its current weights on 512 fixed latents '
+                     '(BigGAN\'s standing statistics) instead of the moving averages of training, '
+                     'which lag behind the weights (default False, the seed\'s; always on with '
+                     '--ema)')
+flags.DEFINE_string('augment', '', 'DiffAugment policies applied to real and generated images before '
+                    'every discriminator call, a comma list of color, translation, cutout '
+                    '(empty = off, default); for datasets of a few thousand images or fewer')
+
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
                     'download')
 flags.DEFINE_string('cifar_path', '', 'local CIFAR-10: the official cifar-10-python.tar.gz or an npz '
@@ -85,6 +103,12 @@ flags.DEFINE_string('feature_model', '', 'saved .keras feature model for the eva
                     'Keras\' InceptionV3 with ImageNet weights); see evaluate.py')
 flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' InceptionV3 ImageNet weights '
                     'for machines without internet (default: Keras\' download)')
+flags.DEFINE_string('inception_graph', '', 'TTUR\'s Inception graph (classify_image_graph_def.pb) as '
+                    'the feature model of --eval_every: FIDs on the published protocol (default: '
+                    'none); see evaluate.py')
+flags.DEFINE_string('reference_stats', '', 'a TTUR-format statistics file (mu, sigma) as the real '
+                    'side of --eval_every\'s FID; KID and precision/recall are then NaN (default: '
+                    'none, the training images)')
 flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (default: fid_stats/ '
                     'beside the records or the npz, else ./fid_stats)')
 flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across replicas '

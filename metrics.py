@@ -1,8 +1,9 @@
 """Image-quality metrics of a generator against real images: FID, KID, precision/recall and IS.
 
 Features come from a feature model: Keras' InceptionV3 (2048-d pool features and the 1000 class
-probabilities) or any saved .keras model mapping images to feature vectors (and, as a second
-output, class probabilities for the Inception Score).
+probabilities), TTUR's frozen 2015 Inception graph (the published FID protocol), or any saved
+.keras model mapping images to feature vectors (and, as a second output, class probabilities for
+the Inception Score).
 """
 import hashlib
 import json
@@ -17,12 +18,15 @@ from absl import logging
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
-import dataset
 from utils import UsageError
 
 INCEPTION_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
 INCEPTION_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/'
                  + INCEPTION_FILE)
+GRAPH_FILE = 'classify_image_graph_def.pb'
+GRAPH_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
+# changes whenever the images fed to a feature model change: cached statistics are then redone
+PREPROCESSING_VERSION = 2
 
 
 # ----------------------------------------------------------------------------- the metrics
@@ -75,14 +79,19 @@ def knn_radii(features, k=3):
 
 
 def coverage(manifold, radii, queries, chunk=1024):
-    """Fraction of queries inside at least one ball (manifold row, its radius)."""
+    """Fraction of queries inside at least one ball (manifold row, its radius).
+
+    Squared distances come from |q|^2 + |m|^2 - 2 q.m, whose rounding error grows with the
+    squared norms: the tolerance is relative to them, so the result does not depend on the
+    features' scale."""
     manifold = np.asarray(manifold, np.float64)
     squares = np.sum(manifold ** 2, axis=1)
     inside = []
     for start in range(0, len(queries), chunk):
         q = np.asarray(queries[start:start + chunk], np.float64)
-        d2 = np.sum(q ** 2, axis=1)[:, None] + squares[None] - 2 * q @ manifold.T
-        inside.append(np.any(d2 <= radii[None] ** 2 + 1e-9, axis=1))
+        norms = np.sum(q ** 2, axis=1)[:, None] + squares[None]
+        d2 = norms - 2 * q @ manifold.T
+        inside.append(np.any(d2 <= radii[None] ** 2 + 1e-9 * norms, axis=1))
     return float(np.mean(np.concatenate(inside)))
 
 
@@ -94,9 +103,12 @@ def precision_recall(real, fake, k=3, real_radii=None):
 
 
 def inception_score(probabilities, splits=10):
-    """IS (Salimans et al. 2016): exp(E KL(p(y|x) || p(y))), mean and std over splits."""
-    scores = []
-    for part in np.array_split(np.asarray(probabilities, np.float64), splits):
+    """IS (Salimans et al. 2016): exp(E KL(p(y|x) || p(y))), mean and std over splits, split at
+    i * N // splits as TTUR, improved-GAN and torch-fidelity do."""
+    probabilities = np.asarray(probabilities, np.float64)
+    n, scores = len(probabilities), []
+    for i in range(splits):
+        part = probabilities[i * n // splits:(i + 1) * n // splits]
         py = part.mean(axis=0, keepdims=True)
         kl = np.sum(part * (np.log(part + 1e-12) - np.log(py + 1e-12)), axis=1)
         scores.append(np.exp(kl.mean()))
@@ -123,8 +135,67 @@ def inception_v3(weights='imagenet'):
                        name='inception_v3')
 
 
-def load_feature_model(feature_model='', inception_weights=''):
+def file_hash(path):
+    """A file's absolute path and the first 16 hex digits of its SHA-256: names its content."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return '{} sha256:{}'.format(os.path.abspath(path), digest.hexdigest()[:16])
+
+
+class InceptionGraph:
+    """TTUR's frozen 2015 Inception graph (classify_image_graph_def.pb of inception-2015-12-05),
+    the feature model of TTUR's fid.py, of TF-GAN and, ported, of pytorch-fid, fed as TTUR feeds
+    it: RGB in 0..255 into ExpandDims:0, the graph resizing to 299x299 itself; out come the
+    2048-d pool_3 features and the class probabilities, rebuilt from pool_3 and the weights of
+    softmax/logits/MatMul as TTUR's and improved-GAN's Inception Score do (the graph's own softmax
+    reshapes to a batch of one image)."""
+    input_shape = (None, None, None, 3)  # any size: the graph resizes
+    outputs = ('pool_3', 'softmax')
+
+    def __init__(self, path):
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            with open(path, 'rb') as f:
+                graph_def.ParseFromString(f.read())
+        except Exception as e:  # a file that is no GraphDef
+            raise UsageError('--inception_graph {} is not a TensorFlow GraphDef ({}): pass {} '
+                             'from {}.'.format(path, type(e).__name__, GRAPH_FILE, GRAPH_URL))
+
+        def imported(pixels):
+            pool, matmul = tf.compat.v1.import_graph_def(
+                graph_def, input_map={'ExpandDims:0': pixels}, name='',
+                return_elements=['pool_3:0', 'softmax/logits/MatMul'])
+            features = tf.reshape(pool, [tf.shape(pool)[0], -1])
+            return features, tf.nn.softmax(tf.matmul(features, matmul.inputs[1]))
+
+        try:
+            wrapped = tf.compat.v1.wrap_function(
+                imported, [tf.TensorSpec([None, None, None, 3], tf.float32)])
+        except (ValueError, KeyError, tf.errors.OpError) as e:
+            raise UsageError('--inception_graph {} lacks the nodes of TTUR\'s Inception graph '
+                             '(ExpandDims, pool_3, softmax/logits/MatMul: {}): pass {} from '
+                             '{}.'.format(path, str(e).splitlines()[0][:120], GRAPH_FILE,
+                                          GRAPH_URL))
+        self.run = wrapped.prune(wrapped.inputs[0], wrapped.outputs)
+        self.dtype_policy = keras.DTypePolicy('float32')
+
+    def __call__(self, images, training=False):
+        """[features, probabilities] of images in [-1, 1], rounded to whole 0..255 values first
+        (uint8, as TTUR's and StyleGAN2-ADA's generated images are)."""
+        pixels = tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0))
+        return list(self.run(pixels))
+
+
+def load_feature_model(feature_model='', inception_weights='', inception_graph=''):
     """The feature model and a string that identifies it (for the statistics cache)."""
+    if inception_graph:
+        if not os.path.isfile(inception_graph):
+            raise UsageError('--inception_graph {} does not exist: pass {} from {} (TTUR\'s '
+                             'Inception graph).'.format(inception_graph, GRAPH_FILE, GRAPH_URL))
+        return InceptionGraph(inception_graph), 'TTUR inception-2015-12-05 graph ' + file_hash(
+            inception_graph)
     if feature_model:
         if not os.path.isfile(feature_model):
             raise UsageError('--feature_model {} does not exist: pass a saved .keras model that '
@@ -134,12 +205,12 @@ def load_feature_model(feature_model='', inception_weights=''):
         except (ValueError, OSError) as e:
             raise UsageError('cannot load --feature_model {} ({}).'.format(
                 feature_model, str(e).splitlines()[0][:200]))
-        return net, dataset.file_identity(feature_model)
+        return net, file_hash(feature_model)
     if inception_weights:
         if not os.path.isfile(inception_weights):
             raise UsageError('--inception_weights {} does not exist: pass Keras\' {}.'.format(
                 inception_weights, INCEPTION_FILE))
-        return inception_v3(inception_weights), 'inception_v3 ' + dataset.file_identity(inception_weights)
+        return inception_v3(inception_weights), 'inception_v3 ' + file_hash(inception_weights)
     return inception_v3('imagenet'), 'inception_v3 imagenet (keras.applications)'
 
 
@@ -152,13 +223,26 @@ class FeatureExtractor:
         self.size, self.channels = tuple(shape[1:3]), shape[3]
         self.has_probabilities = len(net.outputs) > 1
         self.run = tf.function(self.features)
+        graph = isinstance(net, InceptionGraph)
+        # what the statistics depend on beside the images: the cache key and the eval protocol
+        self.protocol = {
+            'feature_model': name,
+            'compute_dtype': ','.join(sorted({layer.dtype_policy.compute_dtype
+                                              for layer in getattr(net, 'layers', [net])})),
+            'resize': ('by the graph (ResizeBilinear to 299x299)' if graph else
+                       'bilinear to {}x{} (tf.image.resize)'.format(*self.size)),
+            'rounding': ('to whole 0..255 values (uint8), as TTUR' if graph else
+                         'none: float images in [-1, 1]'),
+            'grayscale': 'repeated to 3 channels' if self.channels == 3 else 'as it is',
+            'preprocessing_version': PREPROCESSING_VERSION,
+        }
 
     def features(self, images):
         """Features (and class probabilities) of a batch, resized and coloured for the model."""
         images = tf.cast(images, tf.float32)
         if images.shape[-1] == 1 and self.channels == 3:
             images = tf.repeat(images, 3, axis=-1)  # grayscale repeated to 3 channels
-        if tuple(images.shape[1:3]) != self.size:
+        if None not in self.size and tuple(images.shape[1:3]) != self.size:
             images = tf.image.resize(images, self.size)
         out = self.net(images, training=False)
         out = out if isinstance(out, (list, tuple)) else [out]
@@ -181,10 +265,11 @@ class FeatureExtractor:
 # ----------------------------------------------------------------------------- evaluation
 
 class Reference:
-    """Real images' features with what every evaluation needs of them: mean, covariance, k-NN radii."""
+    """The real side of every metric: the real images' features (None when only their statistics
+    are known), their mean and covariance, and k-NN radii; origin says where they come from."""
 
-    def __init__(self, features, mu=None, sigma=None, radii=None):
-        self.features = features
+    def __init__(self, features, mu=None, sigma=None, radii=None, origin='real images'):
+        self.features, self.origin = features, origin
         if mu is None:
             mu, sigma = statistics(features)
             radii = knn_radii(features)
@@ -197,22 +282,49 @@ class Reference:
                  key=key)
         os.replace(tmp, path)
 
+    def save_stats(self, path):
+        """Write mu and sigma in TTUR's format (fid_stats_*.npz), atomically."""
+        tmp = path + '.tmp.npz'
+        np.savez(tmp, mu=self.mu, sigma=self.sigma)
+        os.replace(tmp, path)
+
+
+def load_stats(path):
+    """The Reference of a TTUR-format statistics file (mu, sigma): FID only, no features."""
+    if not os.path.isfile(path):
+        raise UsageError('--reference_stats {} does not exist: pass a TTUR-format .npz with mu and '
+                         'sigma (e.g. fid_stats_cifar10_train.npz), or one evaluate.py '
+                         '--save_stats wrote.'.format(path))
+    try:
+        with np.load(path) as data:
+            mu, sigma = np.asarray(data['mu'], np.float64), np.asarray(data['sigma'], np.float64)
+    except Exception as e:  # not an npz, or no mu / sigma in it
+        raise UsageError('--reference_stats {} is not a TTUR statistics file with arrays mu and '
+                         'sigma ({}: {}).'.format(path, type(e).__name__, str(e)[:100]))
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise UsageError('--reference_stats {}: mu has shape {} and sigma {}, expected [d] and '
+                         '[d, d].'.format(path, mu.shape, sigma.shape))
+    return Reference(None, mu, sigma, origin='statistics file ' + os.path.abspath(path))
+
 
 def reference_features(extractor, images, count, source, stats_dir, batch=100):
     """The Reference of the first count real images, cached in stats_dir and recomputed when the
-    source (a string naming the data and how it was made) or the feature model changes."""
-    key = json.dumps({'source': source, 'count': count, 'feature_model': extractor.name},
+    source (a string naming the data and how it was made), the feature model, its precision or
+    the preprocessing change."""
+    key = json.dumps({'source': source, 'count': count, 'protocol': extractor.protocol},
                      sort_keys=True)
     path = os.path.join(stats_dir, 'ref-{}.npz'.format(hashlib.sha1(key.encode()).hexdigest()[:16]))
+    origin = '{} real images of {}'.format(count, source)
     if os.path.isfile(path):
         with np.load(path) as data:
             if str(data['key']) == key:
                 logging.info('Reference features of %s from %s', source, path)
-                return Reference(data['features'], data['mu'], data['sigma'], data['radii'])
+                return Reference(data['features'], data['mu'], data['sigma'], data['radii'],
+                                 origin)
     start = time.time()
     features, _ = extractor(images.batch(batch).take(-(-count // batch)), count,
                             'reference features')
-    reference = Reference(features)
+    reference = Reference(features, origin=origin)
     os.makedirs(stats_dir, exist_ok=True)
     reference.save(path, key)
     logging.info('Reference features of %d images of %s in %.0f s, cached in %s', len(features),
@@ -233,15 +345,23 @@ def generated_features(extractor, generator, count, seed, batch=100):
 
 
 def evaluate(generator, extractor, reference, count, seed=0, batch=100):
-    """Every metric of count generated images against a Reference, as a dict."""
+    """Every metric of count generated images against a Reference, as a dict; KID and
+    precision/recall are NaN against statistics alone, which hold no features."""
     start = time.time()
     fake, probabilities = generated_features(extractor, generator, count, seed, batch)
-    real = reference.features
-    kid_mean, kid_std = kid(real, fake)
-    precision, recall = precision_recall(real, fake, real_radii=reference.radii)
+    if fake.shape[1] != len(reference.mu):
+        raise UsageError('the {} holds {}-d statistics but {} gives {}-d features: use the feature '
+                         'model the statistics were made with.'.format(
+                             reference.origin, len(reference.mu), extractor.name, fake.shape[1]))
+    real, nan = reference.features, float('nan')
+    kid_mean, kid_std = kid(real, fake) if real is not None else (nan, nan)
+    precision, recall = (precision_recall(real, fake, real_radii=reference.radii)
+                         if real is not None else (nan, nan))
     is_mean, is_std = (inception_score(probabilities) if probabilities is not None
-                       else (float('nan'), float('nan')))
-    return {'fid': fid(real, fake, (reference.mu, reference.sigma)), 'kid_mean': kid_mean, 'kid_std': kid_std,
-            'precision': precision, 'recall': recall, 'is_mean': is_mean, 'is_std': is_std,
-            'num_samples': count, 'num_reference': len(real), 'feature_model': extractor.name,
+                       else (nan, nan))
+    return {'fid': fid(real, fake, (reference.mu, reference.sigma)), 'kid_mean': kid_mean,
+            'kid_std': kid_std, 'precision': precision, 'recall': recall, 'is_mean': is_mean,
+            'is_std': is_std, 'num_samples': count,
+            'num_reference': None if real is None else len(real), 'reference': reference.origin,
+            'feature_model': extractor.name, 'protocol': extractor.protocol,
             'seconds': time.time() - start}

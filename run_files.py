@@ -93,6 +93,11 @@ class RunFiles:
         return os.path.join(self.log_path, self.save_name + '-eval.csv')
 
     @property
+    def eval_protocol(self):
+        """The eval CSV's companion: feature model, its file's hash, sample counts, resize."""
+        return os.path.join(self.log_path, self.save_name + '-eval.json')
+
+    @property
     def tensorboard(self):
         return os.path.join(self.log_path, 'tensorboard', self.save_name)
 
@@ -116,7 +121,8 @@ class RunFiles:
 
     def outputs(self):
         """What a fresh run of this SaveName would overwrite, so moves aside first."""
-        return [self.model_dir, self.plot_dir, self.loss_csv, self.eval_csv, self.tensorboard]
+        return [self.model_dir, self.plot_dir, self.loss_csv, self.eval_csv, self.eval_protocol,
+                self.tensorboard]
 
 
 def move_aside(paths):

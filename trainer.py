@@ -14,8 +14,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import augment as augment_lib
 import dataset
 import devices
+import ema as ema_lib
 import hooks as hooks_lib
 import model
 import run_files
@@ -43,6 +45,12 @@ class Config:
     BATCH_SIZE: int = 128
     lr: float = 2e-4
     epochs: int = 35
+    lr_G: Optional[float] = None
+    lr_D: Optional[float] = None
+    lr_decay_epochs: str = '10,20,25'
+    ema: float = 0.0
+    standing_stats: bool = False
+    augment: str = ''
     mnist_path: str = ''
     cifar_path: str = ''
     steps_per_epoch: int = 0
@@ -65,6 +73,8 @@ class Config:
     ref_samples: int = 50000
     feature_model: str = ''
     inception_weights: str = ''
+    inception_graph: str = ''
+    reference_stats: str = ''
     stats_dir: str = ''
 
     @property
@@ -75,25 +85,39 @@ class Config:
             {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, ''))
 
     @property
+    def decay_epochs(self):
+        """--lr_decay_epochs as a tuple of epochs; () = a constant learning rate."""
+        try:
+            epochs = tuple(int(e) for e in self.lr_decay_epochs.split(',') if e.strip())
+        except ValueError:
+            epochs = (0,)
+        if any(e <= 0 for e in epochs) or list(epochs) != sorted(set(epochs)):
+            raise UsageError('--lr_decay_epochs={} is not a rising list of epochs, e.g. 10,20,25 '
+                             '(the seed\'s), or empty for a constant learning '
+                             'rate.'.format(self.lr_decay_epochs))
+        return epochs
+
+    @property
     def save_name(self):
         """The seed's SaveName, e.g. MNIST-False or img_celeba-True (a folder's: its name)."""
         return self.source.name
 
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
-                step=None, filters=1024):
-    """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore.
+                step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25)):
+    """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
+    lr is G's learning rate and, unless lr_D is given, D's too.
 
     With a global step variable, the learning rate follows it rather than each optimizer's own
     update count, which a LossScaleOptimizer does not advance on the steps it skips.
     """
     Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters)
     Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters)
-    schedule = utils.lr_schedule(lr, steps_per_epoch)
     opts = []
-    for net in (Generator, Discriminator):
-        rate = schedule if step is None else (lambda: schedule(step))
-        opt = keras.optimizers.Adam(rate, beta_1=0.5)
+    for net, rate in ((Generator, lr), (Discriminator, lr if lr_D is None else lr_D)):
+        schedule = utils.lr_schedule(rate, steps_per_epoch, decay_epochs)
+        opt = keras.optimizers.Adam(schedule if step is None else (lambda s=schedule: s(step)),
+                                    beta_1=0.5)
         if fp16:
             opt = keras.mixed_precision.LossScaleOptimizer(opt)
         opt.build(net.trainable_variables)
@@ -101,11 +125,13 @@ def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=Fa
     return Generator, Discriminator, opts[0], opts[1]
 
 
-def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element_spec, jit=False):
+def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element_spec, jit=False,
+                    augment=(), average=None):
     """The distributed, traced-once train step: (images, step) -> [Real_P, Fake_P, Gen_loss, Dis_loss].
 
     element_spec is the distributed dataset's; its unknown batch size keeps the last, partial
-    batch from retracing.
+    batch from retracing. augment: DiffAugment policies applied to real and generated images
+    before each discriminator call; average: an ema.SampledGenerator averaged after each step.
     """
     Generator, Discriminator = models
     seed = tf.constant(seed, tf.int64)
@@ -119,11 +145,19 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
         global_batch = tf.cast(batch_sum, tf.int32)
         # one noise batch per global step, sliced by replica: the same noise on any number of devices
         noise = tf.random.stateless_normal([batch_size, noise_dim], seed=tf.stack([seed, step]))
-        noise = noise[ctx.replica_id_in_sync_group * local:][:local]
+        offset = ctx.replica_id_in_sync_group * local
+        noise = noise[offset:][:local]
+
+        def augmented(x, kind):  # kind 1: real images, 2: generated ones
+            if not augment:
+                return x
+            kind_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, step]), kind)
+            return augment_lib.diff_augment(x, augment, kind_seed, offset, batch_size)
+
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             generated_images = Generator(noise, training=True)
-            real_output = Discriminator(images, training=True)
-            fake_output = Discriminator(generated_images, training=True)
+            real_output = Discriminator(augmented(images, 1), training=True)
+            fake_output = Discriminator(augmented(generated_images, 2), training=True)
             gen_loss = utils.generator_loss(fake_output, global_batch)
             disc_loss = utils.discriminator_loss(real_output, fake_output, global_batch)
             # loss scaling under fp16 (LossScaleOptimizer), identity otherwise
@@ -139,6 +173,8 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
     @tf.function(input_signature=[element_spec, tf.TensorSpec([], tf.int64)])
     def distributed_train_step(images, step):
         per_replica = strategy.run(train_step, args=(images, step))
+        if average is not None:
+            average.update(step)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     return distributed_train_step
@@ -232,6 +268,11 @@ class Trainer:
         if c.ImageType not in dataset.IMAGE_TYPES:
             raise UsageError('--ImageType={} is not one of {}.'.format(
                 c.ImageType, ', '.join(dataset.IMAGE_TYPES)))
+        try:
+            self.augment = augment_lib.parse_policy(c.augment)
+        except ValueError as e:
+            raise UsageError('--{}.'.format(e))
+        c.decay_epochs  # refuses a malformed --lr_decay_epochs before anything is built
         # fresh layer names and seed generators for each run (its gc.collect: 0.25 s in a test)
         keras.backend.clear_session(free_memory=False)
         self.precision = devices.set_precision(c.mixed_precision)
@@ -286,9 +327,14 @@ class Trainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         with self.strategy.scope():
             self.Generator, self.Discriminator, self.G_opt, self.D_opt = setup_model(
-                dataset.channels(c.ImageType), c.DisInSize, c.noise_dim, c.lr,
-                self.steps_per_epoch, c.sync_bn, self.precision == 'fp16', step=self.step,
-                filters=c.filters)
+                dataset.channels(c.ImageType), c.DisInSize, c.noise_dim,
+                c.lr if c.lr_G is None else c.lr_G, self.steps_per_epoch, c.sync_bn,
+                self.precision == 'fp16', step=self.step, filters=c.filters, lr_D=c.lr_D,
+                decay_epochs=c.decay_epochs)
+            self.sampled = ema_lib.SampledGenerator(
+                self.Generator, model.Gen_Net(dataset.channels(c.ImageType), c.noise_dim,
+                                              c.DisInSize, filters=c.filters),
+                c.ema, self.seed) if c.ema or c.standing_stats else None
         self.NOISE = tf.Variable(tf.random.stateless_normal([16, c.noise_dim],
                                                             seed=[self.seed, -1]),
                                  trainable=False, name='fixed_noise')
@@ -296,11 +342,12 @@ class Trainer:
         self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='step_in_epoch')
         self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name='metric_sums')
         models = [self.Generator, self.Discriminator]
+        extra = {'generator_ema': self.sampled.sampled} if c.ema else {}
         self.ckpt = tf.train.Checkpoint(
             generator=self.Generator, discriminator=self.Discriminator, G_opt=self.G_opt,
             D_opt=self.D_opt, fixed_noise=self.NOISE, epoch=self.epoch,
             step_in_epoch=self.step_in_epoch, metric_sums=self.sums, global_step=self.step,
-            rng=rng_variables(models))
+            rng=rng_variables(models), **extra)
         # other workers must save too (collectives), but into a scratch folder
         self.manager = tf.train.CheckpointManager(
             self.ckpt, self.files.checkpoints if self.chief else
@@ -336,8 +383,9 @@ class Trainer:
 
     # --------------------------------------------------------------- train
     def sampler(self):
-        """The generator whose samples the grids, evaluations and exports show."""
-        return self.Generator
+        """The generator whose samples the grids, evaluations and exports show: the averaged one
+        with --ema, with standing BatchNorm statistics with --ema or --standing_stats."""
+        return self.sampled.generator(int(self.step)) if self.sampled else self.Generator
 
     def metric_means(self):
         """The four metrics averaged over the steps of this epoch so far."""
@@ -367,7 +415,8 @@ class Trainer:
         if self.train_step is None:
             self.train_step = make_train_step(
                 [self.Generator, self.Discriminator], [self.G_opt, self.D_opt], self.strategy,
-                c.noise_dim, c.BATCH_SIZE, self.seed, batches.element_spec, c.jit)
+                c.noise_dim, c.BATCH_SIZE, self.seed, batches.element_spec, c.jit, self.augment,
+                self.sampled if c.ema else None)
             self.train_loop = make_train_loop(self.train_step, self.step, self.step_in_epoch,
                                               self.sums)
         self.epoch_lr = float(self.G_opt.learning_rate)  # boundaries fall between epochs
@@ -409,9 +458,12 @@ class Trainer:
                           'command again to continue.'.format(epoch + 1))
 
     def export(self):
-        """Write the whole generator to generator.keras (loadable without this code)."""
+        """Write the whole generator to generator.keras (loadable without this code): the one
+        sampled (see sampler()); the trained one goes to generator_raw.keras when they differ."""
         if self.chief:
             self.sampler().save(self.files.generator)
+            if self.sampled:
+                self.Generator.save(self.files.generator_raw)
         return self.files.generator
 
     def run(self):

@@ -60,11 +60,13 @@ def generator_loss(fake_output, global_batch_size):
 
 
 def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
-    """The seed's piecewise-constant decay: lr, then /10 after each of decay_epochs.
+    """The seed's piecewise-constant decay: lr, then /10 after each of decay_epochs (none: lr).
 
     The optimizer evaluates the schedule at its update count before incrementing it, and
     PiecewiseConstantDecay keeps a value up to and including its boundary, hence the -1.
     """
+    if not decay_epochs:  # a decay rate of 1: the same rate at every step
+        return keras.optimizers.schedules.ExponentialDecay(lr, 1, 1.0)
     boundaries = [steps_per_epoch * e - 1 for e in decay_epochs]
     values = [lr / 10 ** i for i in range(len(decay_epochs) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)

@@ -211,3 +211,179 @@ def test_offline_without_weights_is_one_error_line(mnist_npz, tmp_path):
     line = error_line(result)
     assert 'cannot download InceptionV3' in line and '--inception_weights=PATH' in line
     assert metrics.INCEPTION_FILE in line
+
+
+# ----------------------------------------------------------------------------- TTUR's protocol
+
+GRAPH_DIM, GRAPH_CLASSES = 12, 5
+
+
+def ttur_like_graph(path):
+    """A small frozen GraphDef with the node names and structure of TTUR's Inception graph: an
+    undecoded image, ExpandDims to a batch of one, ResizeBilinear, pool_3, and a softmax after a
+    reshape to a batch of one."""
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        contents = tf.compat.v1.placeholder(tf.string, [], name='DecodeJpeg/contents')
+        image = tf.cast(tf.io.decode_jpeg(contents, channels=3, name='DecodeJpeg'), tf.float32,
+                        name='Cast')
+        x = tf.expand_dims(image, 0, name='ExpandDims')
+        x = tf.compat.v1.image.resize_bilinear(x, [29, 29], name='ResizeBilinear')
+        x = tf.multiply(tf.subtract(x, 128.0, name='Sub'), 1 / 128.0, name='Mul')
+        kernel = tf.constant(rng.normal(0, 0.3, (3, 3, 3, GRAPH_DIM)).astype(np.float32))
+        x = tf.nn.relu(tf.nn.conv2d(x, kernel, 2, 'VALID', name='conv'))
+        pool = tf.nn.avg_pool2d(x, [1, 14, 14, 1], [1, 1, 1, 1], 'VALID', name='pool_3')
+        flat = tf.reshape(pool, [1, GRAPH_DIM], name='pool_3/_reshape')
+        weights = tf.constant(rng.normal(0, 1, (GRAPH_DIM, GRAPH_CLASSES)).astype(np.float32))
+        logits = tf.matmul(flat, weights, name='softmax/logits/MatMul')
+        tf.nn.softmax(tf.nn.bias_add(logits, tf.ones([GRAPH_CLASSES]), name='softmax/logits'),
+                      name='softmax')
+    with open(path, 'wb') as f:
+        f.write(graph.as_graph_def().SerializeToString())
+    return path, weights_of(graph)
+
+
+def weights_of(graph):
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return sess.run(graph.get_operation_by_name('softmax/logits/MatMul').inputs[1])
+
+
+def one_image_at_a_time(path, pixels):
+    """pool_3 of each image, fed alone into ExpandDims:0 of the graph as TTUR's fid.py does."""
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(open(path, 'rb').read())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name='FID_Inception_Net')
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return np.concatenate([sess.run('FID_Inception_Net/pool_3:0', {
+            'FID_Inception_Net/ExpandDims:0': image[None]}).reshape(1, -1) for image in pixels])
+
+
+def numpy_fid(a, b):
+    """FID from features with numpy alone: Tr((S1^1/2 S2 S1^1/2)^1/2) by eigendecomposition."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    root = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = np.linalg.eigvalsh(root @ s2 @ root)
+    return np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(
+        np.sqrt(np.clip(inner, 0, None)))
+
+
+@pytest.fixture(scope='module')
+def graph_file(tmp_path_factory):
+    return ttur_like_graph(str(tmp_path_factory.mktemp('graph') / 'classify_image_graph_def.pb'))
+
+
+def test_inception_graph_batches_equal_one_image_at_a_time(graph_file):
+    path, weights = graph_file
+    net, name = metrics.load_feature_model(inception_graph=path)
+    assert name.startswith('TTUR inception-2015-12-05 graph ' + os.path.abspath(path) + ' sha256:')
+    extractor = metrics.FeatureExtractor(net, name)
+    assert extractor.protocol['rounding'].startswith('to whole 0..255 values')
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (40, 20, 20, 3)).astype(np.float32)
+    features, probabilities = extractor(iter([images[:7], images[7:]]), 40, 'test')
+    # fed as TTUR feeds it: whole 0..255 values, one image at a time
+    pixels = np.round(np.clip((images + 1) * 127.5, 0, 255))
+    alone = one_image_at_a_time(path, pixels)
+    assert features.shape == (40, GRAPH_DIM)
+    np.testing.assert_allclose(features, alone, rtol=1e-5, atol=1e-6)
+    logits = alone @ weights  # improved-GAN's IS: softmax of pool_3 times the logit weights
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probabilities, want / want.sum(1, keepdims=True), rtol=1e-4)
+    # images less than half a level from the same whole values: the same features
+    nudged = pixels / 127.5 - 1 + rng.uniform(-0.4, 0.4, pixels.shape).astype(np.float32) / 127.5
+    np.testing.assert_array_equal(extractor(iter([nudged]), 40, 'test')[0], features)
+    # and the FID of those features is the numpy reference
+    other = one_image_at_a_time(path, np.round(np.clip((images[::-1] * 0.5 + 1) * 127.5, 0,
+                                                       255)))
+    assert metrics.fid(alone, other) == pytest.approx(numpy_fid(alone, other), rel=1e-6)
+
+
+def test_inception_graph_that_is_not_one(tmp_path):
+    junk = tmp_path / 'junk.pb'
+    junk.write_bytes(b'\x00not a graph' * 10)
+    with pytest.raises(UsageError, match='is not a TensorFlow GraphDef|lacks the nodes'):
+        metrics.load_feature_model(inception_graph=str(junk))
+    with pytest.raises(UsageError, match='--inception_graph nope.pb does not exist: pass '
+                       'classify_image_graph_def.pb from http'):
+        metrics.load_feature_model(inception_graph='nope.pb')
+
+
+def test_statistics_file_gives_the_fid_of_its_features(tmp_path):
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(300, 6)), rng.normal(0.2, 1.1, size=(200, 6))
+    path = str(tmp_path / 'fid_stats_test.npz')
+    metrics.Reference(real).save_stats(path)
+    with np.load(path) as data:
+        assert sorted(data.files) == ['mu', 'sigma']  # TTUR's format
+    stats = metrics.load_stats(path)
+    assert stats.features is None and 'statistics file' in stats.origin
+    assert metrics.fid(None, fake, (stats.mu, stats.sigma)) == pytest.approx(
+        metrics.fid(real, fake), rel=1e-12)
+    np.savez(str(tmp_path / 'bad.npz'), mu=np.zeros(3), sigma=np.eye(4))
+    with pytest.raises(UsageError, match='mu has shape \\(3,\\) and sigma \\(4, 4\\)'):
+        metrics.load_stats(str(tmp_path / 'bad.npz'))
+    np.savez(str(tmp_path / 'other.npz'), features=np.zeros(3))
+    with pytest.raises(UsageError, match='is not a TTUR statistics file with arrays mu and sigma'):
+        metrics.load_stats(str(tmp_path / 'other.npz'))
+
+
+def test_statistics_of_another_dimension_are_one_error(feature_model, tmp_path):
+    extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model))  # 16-d
+    path = str(tmp_path / 'stats2048.npz')
+    np.savez(path, mu=np.zeros(2048), sigma=np.eye(2048))
+    generator = keras.Sequential([keras.Input([100]), keras.layers.Dense(16 * 16),
+                                  keras.layers.Reshape([16, 16, 1])])
+    with pytest.raises(UsageError, match='holds 2048-d statistics but .* gives 16-d features'):
+        metrics.evaluate(generator, extractor, metrics.load_stats(path), 8)
+
+
+def tiny_net_under(policy, weights=None):
+    keras.mixed_precision.set_global_policy(policy)
+    x = inputs = keras.Input([8, 8, 1])
+    x = keras.layers.Conv2D(4, 3, activation='tanh')(x)
+    net = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    if weights:
+        net.set_weights(weights)
+    keras.mixed_precision.set_global_policy('float32')
+    return net
+
+
+def test_reference_cache_keeps_precisions_apart(tmp_path):
+    # --eval_every builds the feature model under the training precision, evaluate.py under
+    # float32: the same weights, different features, and never one served the other's
+    images = tf.data.Dataset.from_tensor_slices(
+        np.random.default_rng(5).uniform(-1, 1, (12, 8, 8, 1)).astype(np.float32))
+    fp32 = tiny_net_under('float32')
+    bf16 = tiny_net_under('mixed_bfloat16', fp32.get_weights())
+    a = metrics.reference_features(metrics.FeatureExtractor(fp32, 'tiny'), images, 12, 'x',
+                                   str(tmp_path))
+    b = metrics.reference_features(metrics.FeatureExtractor(bf16, 'tiny'), images, 12, 'x',
+                                   str(tmp_path))
+    assert len(os.listdir(tmp_path)) == 2
+    assert not np.array_equal(a.features, b.features)
+    np.testing.assert_allclose(a.features, b.features, atol=0.05)
+
+
+def test_precision_and_recall_do_not_depend_on_the_feature_scale():
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(400, 8)), rng.normal(0.3, 1.2, size=(400, 8))
+    want = metrics.precision_recall(real, fake)
+    for scale in (1e-5, 1e5):
+        assert metrics.precision_recall(real * scale, fake * scale) == want
+
+
+def test_inception_score_splits_as_ttur():
+    probabilities = np.random.default_rng(7).dirichlet(np.ones(10) * 0.3, size=1003)
+    n, scores = len(probabilities), []
+    for i in range(10):  # TTUR's and torch-fidelity's boundaries
+        part = probabilities[i * n // 10:(i + 1) * n // 10]
+        py = part.mean(0, keepdims=True)
+        scores.append(np.exp(np.mean(np.sum(part * (np.log(part + 1e-12) - np.log(py + 1e-12)),
+                                            1))))
+    assert metrics.inception_score(probabilities) == pytest.approx(
+        (np.mean(scores), np.std(scores)), rel=1e-12)

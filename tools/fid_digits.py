@@ -15,46 +15,22 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from PIL import Image  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
 
-import dataset  # noqa: E402
+import devices  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
 import run_files  # noqa: E402
-import devices  # noqa: E402
 import trainer  # noqa: E402
 import utils  # noqa: E402
+from tools import digit_features  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('work_dir', 'data/fid-digits', 'folder for the classifier, the statistics and '
                     'the run (default data/fid-digits, ignored by git)')
-flags.DEFINE_string('figure', 'docs/fid_digits.png', 'the figure to write (default '
-                    'docs/fid_digits.png)')
+flags.DEFINE_string('figure', '', 'the figure to write (default: fid_digits.png in --work_dir)')
 flags.DEFINE_integer('epochs', 10, 'DCGAN epochs (default 10)')
 flags.DEFINE_integer('seed', 1, 'seed of the DCGAN run (default 1)')
 flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters of the DCGAN (default 1024, the seed\'s)')
-
-SIZE = 32
-
-
-def train_classifier(path):
-    """A small CNN on 1,500 real digits, saved as a feature model: [64 features, 10 probabilities]."""
-    images = np.stack(list(dataset.load_digits(SIZE).as_numpy_iterator()))
-    labels = load_digits().target
-    keras.utils.set_random_seed(0)
-    x = inputs = keras.Input([SIZE, SIZE, 1])
-    for filters in (32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding='same', activation='relu')(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)  # where the strokes are matters: no global pooling
-    features = keras.layers.Dense(64, activation='relu', name='features')(x)
-    probabilities = keras.layers.Dense(10, activation='softmax', name='probabilities')(features)
-    training = keras.Model(inputs, probabilities)
-    training.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])
-    training.fit(images[:1500], labels[:1500], epochs=15, batch_size=64, verbose=0)
-    accuracy = training.evaluate(images[1500:], labels[1500:], verbose=0)[1]
-    keras.Model(inputs, [features, probabilities]).save(path)
-    return accuracy, images
 
 
 def main(_argv):
@@ -62,20 +38,20 @@ def main(_argv):
     work = FLAGS.work_dir
     os.makedirs(work, exist_ok=True)
     classifier = os.path.join(work, 'digit_features.keras')
-    accuracy, images = train_classifier(classifier)
+    accuracy, images = digit_features.train_classifier(classifier)
     print('digit classifier: {:.1%} on the 297 held-out digits'.format(accuracy))
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(classifier))
     real, _ = extractor(iter([images]), len(images), 'real digits')
     # floor: two halves of the real digits; ceiling: the generator before training
     floor = metrics.fid(real[::2], real[1::2])
     keras.utils.set_random_seed(FLAGS.seed)
-    untrained = model.Gen_Net(1, 100, SIZE, filters=FLAGS.filters)
+    untrained = model.Gen_Net(1, 100, digit_features.SIZE, filters=FLAGS.filters)
     ceiling = metrics.evaluate(untrained, extractor, metrics.Reference(real), len(images),
                                seed=FLAGS.seed)['fid']
     print('real-vs-real FID (floor) {:.3f}, untrained generator FID (ceiling) {:.3f}'.format(
         floor, ceiling))
 
-    config = trainer.Config(ImageType='digits', DisInSize=SIZE, filters=FLAGS.filters,
+    config = trainer.Config(ImageType='digits', DisInSize=digit_features.SIZE, filters=FLAGS.filters,
                             BATCH_SIZE=32, epochs=FLAGS.epochs, seed=FLAGS.seed, eval_every=1,
                             eval_samples=len(images), feature_model=classifier,
                             stats_dir=os.path.join(work, 'fid_stats'), resume=False,
@@ -89,11 +65,12 @@ def main(_argv):
     share = (final - floor) / (ceiling - floor)
     print('FID per epoch: ' + ', '.join('{:.2f}'.format(v) for v in table['FID']))
     print('final FID {:.3f}: {:.1%} of the way from the floor to the ceiling'.format(final, share))
-    draw(table, floor, ceiling, files, FLAGS.figure)
+    figure = FLAGS.figure or os.path.join(work, 'fid_digits.png')
+    draw(table, floor, ceiling, files, figure)
     with open(os.path.join(work, 'summary.json'), 'w') as f:
         json.dump({'classifier_accuracy': accuracy, 'floor': floor, 'ceiling': ceiling,
                    'fid': table['FID'].tolist(), 'share_of_the_way': share}, f, indent=1)
-    logging.info('wrote %s', FLAGS.figure)
+    logging.info('wrote %s', figure)
 
 
 def draw(table, floor, ceiling, files, path):
