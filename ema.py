@@ -26,8 +26,9 @@ class SampledGenerator:
         self.norms = [layer for layer in sampled.layers
                       if isinstance(layer, keras.layers.BatchNormalization)]
         # the inputs of every BatchNormalization layer, with batch statistics all the way
-        probe = keras.Model(sampled.inputs, [layer.input for layer in self.norms])
-        self.probe = tf.function(lambda z: probe(z, training=True))
+        probe = keras.Model(sampled.inputs, [layer.input for layer in self.norms]) \
+            if self.norms else None
+        self.probe = tf.function(lambda z: tf.nest.flatten(probe(z, training=True)))
         self.fresh_at = None  # the global step whose weights the statistics describe
 
     def update(self, step):
@@ -45,15 +46,17 @@ class SampledGenerator:
         if not self.decay:
             for mine, theirs in self.pairs:
                 mine.assign(theirs)
+        self.fresh_at = step
+        if not self.norms:
+            return self.sampled
         noise_dim = self.sampled.inputs[0].shape[-1]
         sums = [(0.0, 0.0)] * len(self.norms)
         for i in range(STATS_BATCHES):
             z = tf.random.stateless_normal([STATS_BATCH, noise_dim], seed=[self.seed, -2 - i])
-            moments = [tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])
+            moments = [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
                        for x in self.probe(z)]
             sums = [(m + ms, v + vs) for (m, v), (ms, vs) in zip(moments, sums)]
         for layer, (mean, variance) in zip(self.norms, sums):
             layer.moving_mean.assign(mean / STATS_BATCHES)
             layer.moving_variance.assign(variance / STATS_BATCHES)
-        self.fresh_at = step
         return self.sampled

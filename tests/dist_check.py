@@ -1,6 +1,7 @@
 """One train_step of trainer.py under a tf.distribute strategy on CPU; prints its results as JSON.
 
-python tests/dist_check.py single|mirrored|multi_worker [--sync_bn]   (TF_CONFIG for multi_worker)
+python tests/dist_check.py single|mirrored|multi_worker [--sync_bn] [--no_dropout] [--recipe]
+(TF_CONFIG for multi_worker; --recipe adds DiffAugment and the generator average of --ema)
 """
 import json
 import os
@@ -12,7 +13,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import augment  # noqa: E402
 import devices  # noqa: E402
+import ema  # noqa: E402
+import model  # noqa: E402
 import trainer  # noqa: E402
 
 BATCH, SIZE, NOISE = 8, 32, 100
@@ -31,18 +35,23 @@ def run(mode, sync_bn):
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dist = strategy.experimental_distribute_dataset(ds.with_options(options))
     keras.utils.set_random_seed(0)
+    recipe = '--recipe' in sys.argv
     with strategy.scope():
         G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, sync_bn=sync_bn)
+        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE), 0.9, 7) if recipe else None
     if '--no_dropout' in sys.argv:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
     step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
-                                dist.element_spec)
+                                   dist.element_spec, augment=augment.POLICIES if recipe else (),
+                                   average=average)
     results = [step(batch, tf.constant(0, tf.int64)).numpy().tolist() for batch in dist]
     return {'replicas': strategy.num_replicas_in_sync, 'results': results,
             'iterations': int(G_opt.iterations.numpy()),
-            'g_kernel_sum': float(tf.reduce_sum(G.trainable_variables[0]))}
+            'g_kernel_sum': float(tf.reduce_sum(G.trainable_variables[0])),
+            'ema_kernel_sum': float(tf.reduce_sum(average.sampled.trainable_variables[0]))
+            if recipe else None}
 
 
 if __name__ == '__main__':

@@ -48,6 +48,18 @@ def test_mirrored_matches_single_device(single):
     assert not np.allclose(unsynced['results'], single['results'], rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_mirrored_with_augment_and_ema_matches_single_device(single):
+    # DiffAugment's randomness is drawn for the global batch and sliced by replica, and the
+    # average is updated once per step: two devices give the single device's step
+    one = dist_check('single', '--sync_bn', '--no_dropout', '--recipe')
+    two = dist_check('mirrored', '--sync_bn', '--no_dropout', '--recipe')
+    assert two['replicas'] == 2
+    assert_same_step(one, two)
+    np.testing.assert_allclose(one['ema_kernel_sum'], two['ema_kernel_sum'], rtol=1e-4)
+    assert not np.allclose(single['results'], one['results'], rtol=1e-4)  # augmentation acted
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
