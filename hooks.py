@@ -1,6 +1,5 @@
 """Every side effect of a training run, as a hook the Trainer calls: the progress bar, the CSV loss
 log, sample grids, TensorBoard, evaluation, weight files and the epoch summary."""
-import json
 import os
 import time
 
@@ -29,6 +28,8 @@ class Hook:
       run.sampler()        the generator to sample and evaluate (the averaged one with --ema)
       run.metric_means()   [Real_P, Fake_P, Gen_loss, Dis_loss] of this epoch so far
       run.epoch_lr         the generator's learning rate in this epoch
+      run.history          {'loss', 'eval'}: the CSV rows the checkpoint keeps (string tf.Variables)
+      run.best_fid         the lowest FID so far, kept in the checkpoint (a tf.Variable)
       run.stop             the StopRequest (its .signal is set by Ctrl-C)
     """
 
@@ -77,17 +78,41 @@ class ProgressBar(Hook):
             self.bar = None
 
 
+def restart_csv(path, run, kind, columns):
+    """Rewrite a CSV log as the restored checkpoint has it: the rows of the epochs it finished,
+    nothing after; True when they came from the file (a checkpoint from before it kept them)."""
+    kept = run.history[kind].numpy().decode()
+    from_file = not kept and int(run.epoch) > 0
+    if kept and os.path.isfile(path):
+        with open(path, errors='replace') as f:
+            if not f.read().startswith(','.join(columns) + '\n' + kept):
+                logging.warning('%s did not hold the %d rows its checkpoint keeps (a row cut off '
+                                'by a crash or a full disk?): rewritten from the checkpoint',
+                                path, kept.count('\n'))
+    run.history[kind].assign(utils.start_csv(path, int(run.epoch), columns,
+                                             None if from_file else kept))
+    return from_file
+
+
+def append_row(path, run, kind, epoch, values):
+    """Append an epoch's row to a CSV log and to the rows the checkpoint keeps."""
+    row = utils.csv_row(epoch, values)
+    utils.append_csv(path, row)
+    run.history[kind].assign(run.history[kind] + row)
+
+
 class CsvLogger(Hook):
-    """The seed's loss CSV: one row per finished epoch; rows past a resumed epoch are dropped."""
+    """The seed's loss CSV: one row per finished epoch, rewritten from the checkpoint on resume,
+    so that a row cut off by a crash or a full disk is never lost or doubled."""
 
     def __init__(self, path):
         self.path = path
 
     def on_train_begin(self, run):
-        utils.start_csv(self.path, int(run.epoch))
+        restart_csv(self.path, run, 'loss', utils.CSV_COLUMNS)
 
     def on_epoch_end(self, run, epoch, means):
-        utils.append_csv(self.path, epoch, means)
+        append_row(self.path, run, 'loss', epoch, means)
 
 
 class SampleGrids(Hook):
@@ -138,8 +163,10 @@ class WeightSaver(Hook):
 
     def on_epoch_end(self, run, epoch, means):
         if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.epochs:
-            run.Generator.save_weights(self.files.generator_weights)
-            run.Discriminator.save_weights(self.files.discriminator_weights)
+            for net, path in ((run.Generator, self.files.generator_weights),
+                              (run.Discriminator, self.files.discriminator_weights)):
+                with utils.saving('the {} weights'.format(net.name), path) as tmp:
+                    net.save_weights(tmp)
 
 
 class Evaluation(Hook):
@@ -152,7 +179,6 @@ class Evaluation(Hook):
     def __init__(self, config, files, writer=None, reference=None, extractor=None):
         self.config, self.files, self.writer = config, files, writer
         self.extractor, self.reference = extractor, reference
-        self.best = float('inf')
 
     def on_train_begin(self, run):
         c = self.config
@@ -173,10 +199,9 @@ class Evaluation(Hook):
             else len(self.reference.features),
             num_samples=c.eval_samples, latents='seeded by the run\'s seed, the same every '
             'evaluation', generator='the sampled one (averaged with --ema)'))
-        utils.start_csv(self.files.eval_csv, int(run.epoch), utils.EVAL_COLUMNS)
-        # the best FID of the epochs kept
-        self.best = min(utils.read_csv(self.files.eval_csv, utils.EVAL_COLUMNS)['FID'],
-                        default=float('inf'))
+        if restart_csv(self.files.eval_csv, run, 'eval', utils.EVAL_COLUMNS):
+            run.best_fid.assign(min(utils.read_csv(self.files.eval_csv, utils.EVAL_COLUMNS)['FID'],
+                                    default=float('inf')))
 
     def on_epoch_end(self, run, epoch, means):
         if (epoch + 1) % self.config.eval_every:
@@ -186,7 +211,7 @@ class Evaluation(Hook):
                                   self.config.eval_samples, seed=run.seed)
         values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
                   result['is_mean'], result['seconds']]
-        utils.append_csv(self.files.eval_csv, epoch, values)
+        append_row(self.files.eval_csv, run, 'eval', epoch, values)
         if self.writer:
             with self.writer.as_default(step=int(run.step)):
                 for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
@@ -194,12 +219,11 @@ class Evaluation(Hook):
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
                      'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
                      result['seconds'])
-        if result['fid'] < self.best:
-            self.best = result['fid']
-            os.makedirs(self.files.best_dir, exist_ok=True)
-            generator.save(self.files.best_generator)
-            with open(self.files.best_json, 'w') as f:
-                json.dump(dict(result, epoch=epoch), f, indent=1)
+        if result['fid'] < float(run.best_fid):
+            run.best_fid.assign(result['fid'])
+            with utils.saving('the best generator', self.files.best_generator) as tmp:
+                generator.save(tmp)
+            utils.write_json(self.files.best_json, dict(result, epoch=epoch), 'best.json')
             logging.info('Best FID so far: saved %s', self.files.best_generator)
 
 

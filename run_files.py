@@ -1,5 +1,6 @@
 """Every path one training run writes, named once; moving an old run aside; the run lock; the
 saved flags of a run and what changed since."""
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -9,6 +10,7 @@ import time
 
 from absl import logging
 
+import checkpoints
 from utils import UsageError
 
 
@@ -80,8 +82,12 @@ class RunFiles:
         return os.path.join(self.best_dir, 'best.json')
 
     @property
-    def lock(self):
-        return os.path.join(self.model_path, self.save_name + '.lock')
+    def locks(self):
+        """One lock file in each output folder: a second run that shares any one is refused."""
+        folders = {}
+        for folder in (self.model_path, self.log_path, self.plot_path):
+            folders.setdefault(os.path.realpath(folder), folder)
+        return [os.path.join(folder, self.save_name + '.lock') for folder in folders.values()]
 
     # ------------------------------------------------------------------ logs/ and plot/
     @property
@@ -126,35 +132,61 @@ class RunFiles:
 
 
 def move_aside(paths):
-    """Rename existing paths to PATH.old-TIMESTAMP, so a fresh run never deletes an old one."""
+    """Rename existing paths to PATH.old-TIMESTAMP (-2, -3, ... when taken), so a fresh run never
+    deletes or overwrites an old one."""
     stamp = time.strftime('%Y%m%d-%H%M%S')
     moved = []
     for path in paths:
         path = path.rstrip('/')
-        if os.path.exists(path):
-            target = '{}.old-{}'.format(path, stamp)
+        if os.path.lexists(path):
+            target, n = '{}.old-{}'.format(path, stamp), 1
+            while os.path.lexists(target):
+                n += 1
+                target = '{}.old-{}-{}'.format(path, stamp, n)
             os.rename(path, target)
             moved.append(target)
     return moved
 
 
-def read_saved_flags(flags_path, current, shape_flags, defaults):
-    """The flags a previous run saved (None if none), refusing ones that shape other networks;
-    defaults gives the value of a shape flag for runs saved before it existed."""
-    if not os.path.isfile(flags_path):
+def read_saved_flags(flags_path):
+    """The flags a previous run saved in flags_path, or None if there is no such file."""
+    if not os.path.lexists(flags_path):
         return None
+    fix = ('restore it from a copy, or add --noresume to start a new run (the old one is moved '
+           'aside)')
     try:
         with open(flags_path) as f:
             saved = json.load(f)
-    except ValueError as e:
-        raise UsageError('{} is not valid JSON ({}): restore it, or add --noresume to start a new '
-                         'run (the old one is moved aside).'.format(flags_path, e))
+    except (ValueError, OSError) as e:
+        raise UsageError('{} cannot be read as JSON ({}): {}.'.format(
+            flags_path, getattr(e, 'strerror', None) or e, fix))
+    if not isinstance(saved, dict):
+        raise UsageError('{} holds a JSON {}, not the run\'s flags: {}.'.format(
+            flags_path, type(saved).__name__, fix))
+    seed = saved.get('seed')
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
+        raise UsageError('{} has no valid seed ({!r}): {}.'.format(flags_path, seed, fix))
+    return saved
+
+
+def saved_run_flags(files, current, shape_flags, defaults):
+    """The flags the run of files saved (flags.json, or its checkpoint's copy when flags.json
+    was lost), or None for a new run; refuses ones that shape other networks. defaults gives
+    the value of a shape flag for runs saved before it existed."""
+    saved = read_saved_flags(files.flags)
+    if saved is None:
+        saved = checkpoints.saved_flags(files.checkpoints)
+        if saved is not None:
+            logging.warning('%s is missing: the run\'s flags (seed %s) come from its checkpoint',
+                            files.flags, saved.get('seed'))
+    if saved is None:
+        return None
     made = {k: saved.get(k, defaults[k]) for k in shape_flags}
     wrong = [k for k in shape_flags if made[k] != current.get(k)]
     if wrong:
         raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
                          'with those values, or add --noresume to start a new run (the old one is '
-                         'moved aside).'.format(os.path.dirname(flags_path), ', '.join(
+                         'moved aside).'.format(files.model_dir, ', '.join(
                              '--{}={}'.format(k, made[k]) for k in wrong)))
     return saved
 
@@ -166,7 +198,7 @@ def flag_differences(saved, current):
 
 
 class RunLock:
-    """An exclusive lock on {MODEL_PATH}/{SaveName}.lock, so two runs never share one SaveName.
+    """An exclusive lock on one {folder}/{SaveName}.lock, so two runs never share its files.
 
     The operating system drops the lock when its process ends, however it ends, so a lock left by
     a killed run is taken over; the file names the PID and host of its holder.
@@ -185,8 +217,8 @@ class RunLock:
             holder = self.file.read().strip() or 'unknown'
             self.file.close()
             raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
-                             'finish or stop it, or train into another --MODEL_PATH.'.format(
-                                 holder, self.path))
+                             'finish or stop it, or give this run its own --MODEL_PATH, '
+                             '--LOG_PATH and --PLOT_PATH.'.format(holder, self.path))
         self.file.seek(0)
         stale = self.file.read().strip()
         if stale:
@@ -202,3 +234,12 @@ class RunLock:
     def __exit__(self, *exc):
         self.file.truncate(0)
         self.file.close()  # closing releases the lock
+
+
+@contextlib.contextmanager
+def lock_outputs(files):
+    """Hold a RunLock in each output folder of a run while it writes into them."""
+    with contextlib.ExitStack() as stack:
+        for path in files.locks:
+            stack.enter_context(RunLock(path))
+        yield

@@ -3,10 +3,8 @@ checkpoints and the Trainer that calls the hooks (hooks.py) and writes the files
 import contextlib
 import dataclasses
 import math
-import os
 import signal
 import shutil
-import tempfile
 from typing import Optional
 
 import keras
@@ -15,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 import augment as augment_lib
+import checkpoints
 import dataset
 import devices
 import ema as ema_lib
@@ -219,21 +218,28 @@ class Stopped(Exception):
 
 
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to save and stop after the current step."""
+    """Turns the first SIGINT, SIGTERM or SIGHUP into a request to save and stop after the
+    current step; a second one stops at once, except while a checkpoint is being saved."""
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
         self.signal = None
+        self.saving = False
         self.previous = {}
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.SIGNALS:
             self.previous[sig] = signal.signal(sig, self.handle)
         return self
 
     def handle(self, signum, _frame):
-        self.signal = signum
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)  # a second Ctrl-C stops at once
+        if self.signal is None:
+            self.signal = signum
+        elif self.saving:
+            logging.warning('%s while saving a checkpoint: stopping as soon as it is complete',
+                            signal.Signals(signum).name)
+        else:
+            raise utils.Interrupted(signum)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
@@ -283,8 +289,8 @@ class Trainer:
             raise UsageError('--BATCH_SIZE={} does not split over {} replicas: use a multiple of '
                              '{}.'.format(c.BATCH_SIZE, replicas, replicas))
         self.current = dataclasses.asdict(c)
-        self.saved = run_files.read_saved_flags(
-            self.files.flags, self.current, SHAPE_FLAGS,
+        self.saved = run_files.saved_run_flags(
+            self.files, self.current, SHAPE_FLAGS,
             {k: getattr(Config, k) for k in SHAPE_FLAGS}) if c.resume else None
         seed = c.seed
         if seed is None:
@@ -343,27 +349,18 @@ class Trainer:
         self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name='metric_sums')
         models = [self.Generator, self.Discriminator]
         extra = {'generator_ema': self.sampled.sampled} if c.ema else {}
-        self.ckpt = tf.train.Checkpoint(
-            generator=self.Generator, discriminator=self.Discriminator, G_opt=self.G_opt,
-            D_opt=self.D_opt, fixed_noise=self.NOISE, epoch=self.epoch,
-            step_in_epoch=self.step_in_epoch, metric_sums=self.sums, global_step=self.step,
-            rng=rng_variables(models), **extra)
-        # other workers must save too (collectives), but into a scratch folder
-        self.manager = tf.train.CheckpointManager(
-            self.ckpt, self.files.checkpoints if self.chief else
-            tempfile.mkdtemp(prefix='dcgan-worker-'), max_to_keep=c.keep_checkpoints)
+        self.checkpoint = checkpoints.RunCheckpoint(
+            self.files.checkpoints, c.keep_checkpoints, self.chief, generator=self.Generator,
+            discriminator=self.Discriminator, G_opt=self.G_opt, D_opt=self.D_opt,
+            fixed_noise=self.NOISE, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+            metric_sums=self.sums, global_step=self.step, rng=rng_variables(models), **extra)
+        self.history, self.best_fid = self.checkpoint.history, self.checkpoint.best_fid
 
     def restore_or_start(self):
         """Continue from the latest checkpoint, or move an old run aside and start fresh."""
         c = self.config
-        latest = tf.train.latest_checkpoint(self.files.checkpoints)
-        if c.resume and latest:
-            try:
-                self.ckpt.restore(latest).assert_existing_objects_matched()
-            except (ValueError, AssertionError, tf.errors.OpError) as e:
-                raise UsageError('cannot restore {} with these flags ({}): rerun with the flags in '
-                                 '{}, or add --noresume to start fresh.'.format(
-                                     latest, str(e).splitlines()[0], self.files.flags))
+        latest = self.checkpoint.restore() if c.resume else None
+        if latest:
             if int(self.step) == 0:  # a checkpoint from before the global step was kept
                 self.step.assign(self.G_opt.iterations)
             logging.info('Resuming from %s: epoch %d, step %d of it, global step %d', latest,
@@ -376,10 +373,11 @@ class Trainer:
         elif self.chief:
             for path in run_files.move_aside(self.files.outputs()):
                 logging.warning('Moved the previous run aside to %s', path)
+        if not latest:
+            self.checkpoint.open([])
         self.latest = latest
         if self.chief:
-            os.makedirs(self.files.model_dir, exist_ok=True)
-            utils.write_json(self.files.flags, self.current)
+            utils.write_json(self.files.flags, self.current, 'the run\'s flags')
 
     # --------------------------------------------------------------- train
     def sampler(self):
@@ -431,16 +429,20 @@ class Trainer:
                                  'convert_tfrecord.py --verify --TFRecordPath={} and reconvert '
                                  'what it reports.'.format(source, e.message.splitlines()[0][:200],
                                                            source))
+            except tf.errors.ResourceExhaustedError as e:
+                raise UsageError('out of memory at --BATCH_SIZE={} ({}): use a smaller batch, '
+                                 'e.g. --BATCH_SIZE={}; {}.'.format(
+                                     c.BATCH_SIZE, e.message.splitlines()[0][:100],
+                                     max(1, c.BATCH_SIZE // 2), self.kept()))
             values = values.numpy()
             if int(first_bad) >= 0:
                 raise UsageError('non-finite loss at global step {} (epoch {}, Gen_loss {}, '
-                                 'Dis_loss {}); the last good checkpoint in {} is kept: lower --lr '
-                                 'or use --mixed_precision=none, then rerun to resume from '
-                                 'it.'.format(int(first_bad), epoch + 1, values[2], values[3],
-                                              self.files.checkpoints))
+                                 'Dis_loss {}); {}: lower --lr or use --mixed_precision=none, '
+                                 'then run again.'.format(int(first_bad), epoch + 1, values[2],
+                                                          values[3], self.kept()))
             self.call_hooks('on_train_batch_end', int(self.step), values)
         if self.stop.signal is not None and int(self.step_in_epoch) < self.steps_per_epoch:
-            path = self.manager.save(checkpoint_number=int(self.step))
+            path = self.save()
             raise Stopped(self.stop.signal, 'at epoch {}, step {} of {}; saved {}. Run the same '
                           'command again to continue from there.'.format(
                               epoch + 1, int(self.step_in_epoch), self.steps_per_epoch, path))
@@ -452,26 +454,42 @@ class Trainer:
         self.epoch.assign(epoch + 1)
         self.step_in_epoch.assign(0)
         self.sums.assign(tf.zeros([4], tf.float64))
-        self.manager.save(checkpoint_number=int(self.step))
+        self.save()
         if self.stop.signal is not None:
             raise Stopped(self.stop.signal, 'after epoch {}; checkpoint saved. Run the same '
                           'command again to continue.'.format(epoch + 1))
+
+    def kept(self):
+        """What a run that stops on an error keeps, in words."""
+        latest = self.checkpoint.latest
+        return ('the last good checkpoint, {}, is kept'.format(latest) if latest else
+                'no checkpoint was saved yet')
+
+    def save(self):
+        """Save the checkpoint of the current step; signals wait until it is complete."""
+        self.stop.saving = True
+        try:
+            return self.checkpoint.save(int(self.step), self.current)
+        finally:
+            self.stop.saving = False
 
     def export(self):
         """Write the whole generator to generator.keras (loadable without this code): the one
         sampled (see sampler()); the trained one goes to generator_raw.keras when they differ."""
         if self.chief:
-            self.sampler().save(self.files.generator)
+            with utils.saving('the generator', self.files.generator) as tmp:
+                self.sampler().save(tmp)
             if self.sampled:
-                self.Generator.save(self.files.generator_raw)
+                with utils.saving('the raw generator', self.files.generator_raw) as tmp:
+                    self.Generator.save(tmp)
         return self.files.generator
 
     def run(self):
         """The whole run; returns the path of the exported generator."""
         c = self.config
         self.build()
-        lock = run_files.RunLock(self.files.lock) if self.chief else None
-        with lock or contextlib.nullcontext(), self.stop:
+        lock = run_files.lock_outputs(self.files) if self.chief else contextlib.nullcontext()
+        with lock, self.stop:
             self.restore_or_start()
             if c.export_only:
                 path = self.export()
@@ -493,9 +511,12 @@ class Trainer:
                 for epoch in range(start_epoch, c.epochs):
                     self.train_epoch(epoch)
                     self.end_epoch(epoch)
+                path = self.export()
+            except utils.OutputError as e:
+                e.note = e.note or self.kept()
+                raise
             finally:
                 self.call_hooks('on_train_end')
-            path = self.export()
         if self.chief:
             logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: '
                          'python plot_logs.py %s --gif; sample with: python generate.py --model=%s',
@@ -505,7 +526,7 @@ class Trainer:
             logging.info('train_step was traced %d time(s)',
                          self.train_step.experimental_get_tracing_count())
         if not self.chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
+            shutil.rmtree(self.checkpoint.directory, ignore_errors=True)
         return path
 
 

@@ -1,8 +1,14 @@
-"""What several entry points share: errors, losses, the LR schedule, sample grids, the CSV loss log."""
+"""What several entry points share: errors and the error boundary, safe file writes, losses, the
+LR schedule, sample grids, the CSV loss log."""
+import contextlib
+import errno
+import functools
 import json
 import os
+import signal
 import sys
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -19,14 +25,119 @@ def csv_format(width):
     return '{:5d}' + ',{:.6f}' * (width - 1) + '\n'
 
 
+# set to 1 to see the traceback behind an error message, for a bug report
+DEBUG_ENV = 'DCGAN_DEBUG'
+
+
 class UsageError(Exception):
     """A mistake the user can fix; entry points print its message and exit non-zero."""
 
 
-def fail(message):
-    """Print a user error in one line and exit with status 1 (for entry points)."""
-    print('ERROR: {}'.format(message), file=sys.stderr)
-    sys.exit(1)
+class OutputError(Exception):
+    """A file that could not be written completely: what it was, where, and why; the file as it
+    was before is kept. note: what else the user should know (e.g. which checkpoint is kept)."""
+
+    def __init__(self, what, path, cause):
+        super().__init__('{} {}: {}'.format(what, path, cause))
+        self.what, self.path, self.cause, self.note = what, path, cause, ''
+
+    def describe(self):
+        """The one-line message: the cause in words, the path, what was kept, the next step."""
+        number = getattr(self.cause, 'errno', None)
+        text = str(getattr(self.cause, 'message', None) or self.cause).splitlines()
+        text = text[0][:160] if text else type(self.cause).__name__
+        if number == errno.ENOSPC or 'No space left' in text or 'file write failed' in text:
+            reason, fix = 'no space left on the device of', 'free space'
+        elif number in (errno.EACCES, errno.EPERM, errno.EROFS) or 'ermission denied' in text \
+                or 'Read-only' in text:
+            reason, fix = 'no permission to write (or a read-only file system) at', \
+                'make it writable or choose another folder'
+        elif number == errno.EISDIR or 'Is a directory' in text:
+            reason, fix = 'a folder is in the way at', 'move that folder away'
+        else:
+            reason, fix = 'cannot write ({}) at'.format(text), 'fix that'
+        return '{} {} while saving {}{}; {} and run the same command again.'.format(
+            reason, self.path, self.what, '; ' + self.note if self.note else '', fix)
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP (or a second SIGINT) that ends the process before a checkpoint."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_interrupted(signum, _frame):
+    """A signal handler that ends the run at once through the error boundary."""
+    raise Interrupted(signum)
+
+
+def fail(message, status=1):
+    """Print an error in one line and exit with status (for entry points)."""
+    print('ERROR: {}'.format(message), file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def entry_point(main):
+    """main(argv) inside the error boundary every entry point shares: each error the user can do
+    something about ends in one line naming the file and the next step, with a non-zero status,
+    never a traceback (set DCGAN_DEBUG=1 to see it). SIGTERM and SIGHUP end it as Ctrl-C does."""
+    @functools.wraps(main)
+    def bounded(argv):
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, raise_interrupted)
+        try:
+            return main(argv)
+        except Exception as e:
+            if os.environ.get(DEBUG_ENV) == '1':
+                raise
+            fail(error_message(e))
+        except (KeyboardInterrupt, Interrupted) as e:
+            signum = getattr(e, 'signum', signal.SIGINT)
+            fail('stopped by {} before the current step was saved: the last complete checkpoint '
+                 'and records are kept; run the same command again to continue from '
+                 'them.'.format(signal.Signals(signum).name), 128 + signum)
+    return bounded
+
+
+def error_message(e):
+    """The one-line message of any error that reached an entry point's boundary."""
+    import tensorflow as tf
+    if isinstance(e, UsageError):
+        return str(e)
+    hint = ' (set {}=1 to see the traceback)'.format(DEBUG_ENV)
+    if isinstance(e, OutputError):
+        return e.describe() + hint
+    if isinstance(e, tf.errors.ResourceExhaustedError):
+        return 'out of memory ({}): use a smaller --BATCH_SIZE (or --batch).{}'.format(
+            e.message.splitlines()[0][:120], hint)
+    if isinstance(e, tf.errors.OpError):
+        return '{}: {}{}'.format(type(e).__name__, e.message.splitlines()[0][:200], hint)
+    if isinstance(e, OSError):
+        return 'cannot use {} ({}).{}'.format(e.filename or 'a file', e.strerror or e, hint)
+    if isinstance(e, zipfile.BadZipFile):
+        return 'a damaged .keras or .npz file ({}).{}'.format(e, hint)
+    return 'unexpected {}: {} - a bug; please report it with the traceback{}'.format(
+        type(e).__name__, str(e).splitlines()[0][:200] if str(e) else '', hint)
+
+
+@contextlib.contextmanager
+def saving(what, path):
+    """Write path completely or not at all: the body writes to the temporary name it is given
+    (beside path, same extension), which replaces path only when complete. On a failure the
+    temporary is removed, path is as it was, and an OutputError names what and where."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, '.tmp-' + name)
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise OutputError(what, path, e) from e
 
 
 def check_writable(folder):
@@ -95,24 +206,23 @@ def make_grid(images, rows, cols, pad=2, pad_value=255):
     return grid
 
 
-def write_png(path, image):
-    """Write a uint8 [H, W, 1 or 3] array as a grayscale or RGB PNG."""
-    tf.io.write_file(path, tf.io.encode_png(image))
+def write_png(path, image, what='a picture'):
+    """Write a uint8 [H, W, 1 or 3] array as a grayscale or RGB PNG, completely or not at all."""
+    with saving(what, path) as tmp:
+        tf.io.write_file(tmp, tf.io.encode_png(image))
 
 
 def generate_and_save_images(predictions, epoch, files):
     """Save the 16 fixed-noise samples of a 1-based epoch as a 4x4 grid at files.grid(epoch)
     (files: a run_files.RunFiles); returns the grid."""
-    path = files.grid(epoch)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     grid = make_grid(to_uint8(predictions), 4, 4)
-    write_png(path, grid)
+    write_png(files.grid(epoch), grid, 'the sample grid of epoch {}'.format(epoch))
     return grid
 
 
-def write_json(path, value):
-    """Write value as indented JSON with sorted keys."""
-    with open(path, 'w') as f:
+def write_json(path, value, what='a JSON file'):
+    """Write value as indented JSON with sorted keys, completely or not at all."""
+    with saving(what, path) as tmp, open(tmp, 'w') as f:
         json.dump(value, f, indent=1, sort_keys=True)
 
 
@@ -122,10 +232,14 @@ def read_csv(path, columns=CSV_COLUMNS):
     """Read a CSV log (the loss CSV by default) into {column: np.ndarray}, up to its last complete row."""
     kind = 'loss' if columns == CSV_COLUMNS else 'eval'
     if not os.path.isfile(path):
-        raise UsageError('{} does not exist: pass a {} CSV written by main.py '
+        raise UsageError('{} {}: pass a {} CSV written by main.py (logs/{{SaveName}}-{}.csv).'.format(
+            path, 'is a folder' if os.path.isdir(path) else 'does not exist', kind, kind))
+    try:
+        with open(path) as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise UsageError('{} is not a text file: pass a {} CSV written by main.py '
                          '(logs/{{SaveName}}-{}.csv).'.format(path, kind, kind))
-    with open(path) as f:
-        text = f.read()
     lines = text.split('\n')
     header = ','.join(columns)
     if not lines[0].strip():
@@ -155,27 +269,35 @@ def read_loss_csv(path):
     return read_csv(path, CSV_COLUMNS)
 
 
-def start_csv(path, keep_epochs, columns=CSV_COLUMNS):
-    """Open a CSV log for a run that starts at epoch keep_epochs (0 = fresh), dropping later rows."""
-    kept = []
-    if keep_epochs > 0 and os.path.isfile(path):
-        table = read_csv(path, columns)
-        kept = [csv_format(len(columns)).format(int(row[0]), *row[1:])
-                for row in zip(*table.values()) if row[0] < keep_epochs]
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(','.join(columns) + '\n')
-        f.writelines(kept)
-    os.replace(tmp, path)
-    return len(kept)
+def csv_row(epoch, values):
+    """One epoch's row of a CSV log: the 0-based epoch, then values with 6 decimals."""
+    return csv_format(len(values) + 1).format(epoch, *[float(v) for v in values])
 
 
-def append_csv(path, epoch, values):
-    """Append one epoch's row of values (all columns after epoch) to a CSV log."""
-    with open(path, 'a') as f:
-        f.write(csv_format(len(values) + 1).format(epoch, *[float(v) for v in values]))
-        f.flush()
-        os.fsync(f.fileno())
+def start_csv(path, keep_epochs, columns=CSV_COLUMNS, kept=None):
+    """Write a CSV log's header and the rows of the epochs before keep_epochs: kept, the rows'
+    text as the checkpoint holds it, or (for a checkpoint from before it held them) the rows of
+    those epochs read from the file; returns the rows' text."""
+    if kept is None:
+        kept = ''
+        if keep_epochs > 0 and os.path.isfile(path):
+            table = read_csv(path, columns)
+            kept = ''.join(csv_row(int(row[0]), row[1:]) for row in zip(*table.values())
+                           if row[0] < keep_epochs)
+    with saving('the CSV log', path) as tmp, open(tmp, 'w') as f:
+        f.write(','.join(columns) + '\n' + kept)
+    return kept
+
+
+def append_csv(path, row):
+    """Append one row to a CSV log, flushed to the disk."""
+    try:
+        with open(path, 'a') as f:
+            f.write(row)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise OutputError('a row of the CSV log', path, e) from e
 
 
 # ----------------------------------------------------------------------------- plots

@@ -1,0 +1,140 @@
+"""The run's checkpoint: what it keeps beyond the networks (the CSV rows, the best FID, the run's
+flags), the newest checkpoint that restores whole (past a damaged one or a lost state file), and
+saving one completely or not at all."""
+import glob
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+from absl import logging
+
+from utils import OutputError, UsageError
+
+FLAGS_KEY = 'run_flags/.ATTRIBUTES/VARIABLE_VALUE'
+# where a run writes is not part of what it is: a copied run's checkpoints stay identical
+OUTPUT_FLAGS = ('LOG_PATH', 'MODEL_PATH', 'PLOT_PATH')
+# what a damaged checkpoint raises: a truncated data file gives IndexError, the rest OpErrors
+DAMAGE = (tf.errors.OpError, IndexError)
+
+
+def numbered(directory):
+    """The checkpoint prefixes in directory, newest (highest number) first."""
+    found = []
+    for index in glob.glob(os.path.join(directory, 'ckpt-*.index')):
+        match = re.fullmatch(r'ckpt-(\d+)\.index', os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[:-len('.index')]))
+    return [prefix for _, prefix in sorted(found, reverse=True)]
+
+
+def saved_flags(directory):
+    """The flags the newest readable checkpoint in directory holds, or None."""
+    for prefix in numbered(directory):
+        try:
+            return json.loads(tf.train.load_checkpoint(prefix).get_tensor(FLAGS_KEY))
+        except (DAMAGE + (ValueError, KeyError)):
+            continue
+    return None
+
+
+def move_damaged(prefix):
+    """Rename a damaged checkpoint's files to *.damaged, out of the way but not lost."""
+    for path in glob.glob(prefix + '.*'):
+        if not path.endswith('.damaged'):
+            os.replace(path, path + '.damaged')
+
+
+class RunCheckpoint:
+    """A tf.train.Checkpoint of objects plus the run's records, with its manager.
+
+    history: {'loss', 'eval'}: the rows of the loss and eval CSVs, as text, so that the CSVs can
+    be rewritten exactly from the checkpoint; best_fid: the lowest FID so far; flags: the run's
+    flags as JSON but for OUTPUT_FLAGS (seed and shape flags included), for a run whose
+    flags.json was lost.
+    """
+
+    def __init__(self, directory, keep, chief, **objects):
+        self.history = {kind: tf.Variable('', dtype=tf.string, trainable=False,
+                                          name=kind + '_rows') for kind in ('loss', 'eval')}
+        self.best_fid = tf.Variable(float('inf'), dtype=tf.float64, trainable=False,
+                                    name='best_fid')
+        self.flags = tf.Variable('', dtype=tf.string, trainable=False, name='run_flags')
+        self.ckpt = tf.train.Checkpoint(loss_rows=self.history['loss'],
+                                        eval_rows=self.history['eval'], best_fid=self.best_fid,
+                                        run_flags=self.flags, **objects)
+        # other workers must save too (collectives), but into a scratch folder
+        self.directory = directory if chief else tempfile.mkdtemp(prefix='dcgan-worker-')
+        self.keep = keep
+        self.manager = None
+
+    def restore(self):
+        """Restore the newest checkpoint that restores whole and return its prefix (None if
+        there is none). Damaged ones are moved aside with a warning, the state file rewritten."""
+        for leftover in glob.glob(os.path.join(self.directory, '*_temp')):
+            shutil.rmtree(leftover, ignore_errors=True)  # a save that was cut off
+        prefixes = numbered(self.directory)
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except ValueError:  # an empty or garbled state file
+            state = None
+        named = os.path.basename(state.model_checkpoint_path) if state else None
+        damaged = []
+        for prefix in prefixes:
+            try:
+                self.ckpt.restore(prefix).assert_existing_objects_matched()
+            except DAMAGE as e:
+                damaged.append('{} ({})'.format(os.path.basename(prefix), str(
+                    getattr(e, 'message', e)).splitlines()[0][:120]))
+                move_damaged(prefix)
+                continue
+            except (ValueError, AssertionError) as e:
+                raise UsageError('cannot restore {} with these flags ({}): rerun with the flags '
+                                 'it was made with, or add --noresume to start fresh.'.format(
+                                     prefix, str(e).splitlines()[0][:200]))
+            chosen = os.path.basename(prefix)
+            if damaged:
+                logging.warning('Damaged checkpoint(s) %s moved aside to *.damaged: resuming '
+                                'from the older %s', ', '.join(damaged), chosen)
+            elif named != chosen:
+                logging.warning('The checkpoint state file of %s names %s, but the newest '
+                                'checkpoint there is %s: resuming from %s', self.directory,
+                                named or 'nothing (it is missing or unreadable)', chosen, chosen)
+            self.open([p for p in numbered(self.directory)])
+            return prefix
+        if damaged:
+            raise UsageError('every checkpoint in {} is damaged ({}): add --noresume to start a '
+                             'new run (the old one is moved aside).'.format(
+                                 self.directory, '; '.join(damaged)))
+        self.open([])
+        return None
+
+    def open(self, prefixes):
+        """Rewrite the state file to list prefixes (newest first) and start the manager."""
+        if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
+            tf.compat.v1.train.update_checkpoint_state(
+                self.directory, prefixes[0] if prefixes else '', prefixes[::-1])
+        self.manager = tf.train.CheckpointManager(self.ckpt, self.directory,
+                                                  max_to_keep=self.keep)
+
+    @property
+    def latest(self):
+        """The newest complete checkpoint, or None."""
+        return self.manager.latest_checkpoint if self.manager else None
+
+    def save(self, step, flags):
+        """Save checkpoint ckpt-{step} with the run's flags; a failed save leaves no files
+        behind, keeps the checkpoints before it, and raises an OutputError."""
+        self.flags.assign(json.dumps({k: v for k, v in flags.items() if k not in OUTPUT_FLAGS},
+                                     sort_keys=True))
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (OSError,) + DAMAGE as e:
+            for path in glob.glob(os.path.join(self.directory, 'ckpt-{}[._]*'.format(step))):
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            error = OutputError('checkpoint ckpt-{}'.format(step), self.directory, e)
+            error.note = 'the last good checkpoint, {}, is kept'.format(
+                os.path.basename(self.latest) if self.latest else 'none yet')
+            raise error from e
