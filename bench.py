@@ -6,6 +6,9 @@ import shutil
 import tempfile
 import time
 
+import interrupts  # noqa: E402
+
+interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -18,6 +21,7 @@ import devices  # noqa: E402
 import metrics  # noqa: E402
 import records  # noqa: E402
 import trainer  # noqa: E402
+import utils  # noqa: E402
 from tools import synthetic  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -194,6 +198,7 @@ def convert(root, out, **options):
     convert_tfrecord.convert(root, out, 'train', shard_mb=8, progress=False, **options)
 
 
+@utils.entry_point
 def main(_argv):
     devices.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')

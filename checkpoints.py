@@ -11,7 +11,7 @@ import tempfile
 import tensorflow as tf
 from absl import logging
 
-from utils import OutputError, UsageError
+from utils import OutputError, UsageError, short_text
 
 FLAGS_KEY = 'run_flags/.ATTRIBUTES/VARIABLE_VALUE'
 # where a run writes is not part of what it is: a copied run's checkpoints stay identical
@@ -40,6 +40,14 @@ def saved_flags(directory):
     return None
 
 
+def read_whole(prefix):
+    """Read every tensor of a checkpoint (checking each one's checksum); its reader, or DAMAGE."""
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    return reader
+
+
 def move_damaged(prefix):
     """Rename a damaged checkpoint's files to *.damaged, out of the way but not lost."""
     for path in glob.glob(prefix + '.*'):
@@ -65,6 +73,8 @@ class RunCheckpoint:
         self.ckpt = tf.train.Checkpoint(loss_rows=self.history['loss'],
                                         eval_rows=self.history['eval'], best_fid=self.best_fid,
                                         run_flags=self.flags, **objects)
+        # for checkpoints from before they kept the records
+        self.legacy = tf.train.Checkpoint(**objects)
         # other workers must save too (collectives), but into a scratch folder
         self.directory = directory if chief else tempfile.mkdtemp(prefix='dcgan-worker-')
         self.keep = keep
@@ -83,13 +93,15 @@ class RunCheckpoint:
         named = os.path.basename(state.model_checkpoint_path) if state else None
         damaged = []
         for prefix in prefixes:
-            try:
-                self.ckpt.restore(prefix).assert_existing_objects_matched()
+            try:  # read whole first: a failed restore would leave the networks half restored
+                reader = read_whole(prefix)
             except DAMAGE as e:
-                damaged.append('{} ({})'.format(os.path.basename(prefix), str(
-                    getattr(e, 'message', e)).splitlines()[0][:120]))
+                damaged.append('{} ({})'.format(os.path.basename(prefix), short_text(e, 120)))
                 move_damaged(prefix)
                 continue
+            ckpt = self.ckpt if reader.has_tensor(FLAGS_KEY) else self.legacy
+            try:
+                ckpt.restore(prefix).assert_existing_objects_matched()
             except (ValueError, AssertionError) as e:
                 raise UsageError('cannot restore {} with these flags ({}): rerun with the flags '
                                  'it was made with, or add --noresume to start fresh.'.format(
@@ -135,6 +147,10 @@ class RunCheckpoint:
             for path in glob.glob(os.path.join(self.directory, 'ckpt-{}[._]*'.format(step))):
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
             error = OutputError('checkpoint ckpt-{}'.format(step), self.directory, e)
-            error.note = 'the last good checkpoint, {}, is kept'.format(
-                os.path.basename(self.latest) if self.latest else 'none yet')
+            error.note = self.kept()
             raise error from e
+
+    def kept(self):
+        """What a run that stops on an error keeps, in words."""
+        return ('the last good checkpoint, {}, is kept'.format(self.latest) if self.latest else
+                'no checkpoint was saved yet')

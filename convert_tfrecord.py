@@ -12,6 +12,9 @@ import sys
 import time
 import zlib
 
+import interrupts  # noqa: E402
+
+interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -25,6 +28,7 @@ import records  # noqa: E402
 from dataset import read_manifest  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
                      PARTITIONS, record_pattern)
+import utils  # noqa: E402
 from utils import UsageError, check_writable, fail  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -654,20 +658,22 @@ def verify_shard(path, image_types, image_size=0, bbox=False):
         count += 1
 
 
+@utils.entry_point
 def main(_argv):
+    source, out = utils.expand_path(FLAGS.DatasetPath), utils.expand_path(FLAGS.TFRecordPath)
     try:
         if FLAGS.verify:
-            problems = verify(FLAGS.TFRecordPath)
+            problems = verify(out)
             for problem in problems:
                 print('PROBLEM: ' + problem, file=sys.stderr)
             if problems:
                 fail('{} problem(s) in {}: reconvert the listed partitions with '
-                     '--overwrite.'.format(len(problems), FLAGS.TFRecordPath))
+                     '--overwrite.'.format(len(problems), out))
             print('OK: every record parses and every image decodes.')
             return
         start = time.time()
         workers = FLAGS.workers or os.cpu_count() or 1
-        manifest = convert(FLAGS.DatasetPath, FLAGS.TFRecordPath, FLAGS.Partition,
+        manifest = convert(source, out, FLAGS.Partition,
                            FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
                            layout=FLAGS.layout, image_size=int(FLAGS.image_size),
                            bbox=FLAGS.bbox)
@@ -682,9 +688,9 @@ def main(_argv):
             print('  skipped {}: {}'.format(skip['image'], skip['reason']))
         if len(entry['skipped']) > 20:
             print('  ... and {} more: all are listed in {}'.format(
-                len(entry['skipped']) - 20, os.path.join(FLAGS.TFRecordPath, MANIFEST)))
+                len(entry['skipped']) - 20, os.path.join(out, MANIFEST)))
     print('wrote {} in {:.1f} s; check it with python convert_tfrecord.py --verify '
-          '--TFRecordPath={}'.format(FLAGS.TFRecordPath, time.time() - start, FLAGS.TFRecordPath))
+          '--TFRecordPath={}'.format(out, time.time() - start, out))
 
 
 if __name__ == '__main__':

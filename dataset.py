@@ -182,10 +182,15 @@ def read_manifest(tfrecord_dir):
         return None
     try:
         with open(path) as f:
-            return json.load(f)
+            manifest = json.load(f)
     except ValueError as e:
         raise UsageError('{} is not valid JSON ({}): reconvert with python convert_tfrecord.py '
                          '--overwrite.'.format(path, e))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get('partitions', {}), dict):
+        raise UsageError('{} is not a manifest of convert_tfrecord.py (it holds a JSON {}): '
+                         'reconvert with python convert_tfrecord.py --overwrite.'.format(
+                             path, type(manifest).__name__))
+    return manifest
 
 
 def first_example(files):

@@ -7,6 +7,9 @@ import dataclasses
 import json
 import os
 
+import interrupts  # noqa: E402
+
+interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -39,9 +42,10 @@ flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
 flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
 flags.DEFINE_integer('num_samples', 10000, 'generated images to measure (default 10,000; the '
-                     'published FID protocol uses 50,000)')
+                     'published FID protocol uses 50,000), at least 4: precision and recall need '
+                     'k + 1 = 4', lower_bound=4)
 flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statistics (default '
-                     '50,000, or all there are if fewer)')
+                     '50,000, or all there are if fewer), at least 4', lower_bound=4)
 flags.DEFINE_string('feature_model', '', 'a saved .keras model mapping images in [-1, 1] to feature '
                     'vectors (and, as a second output, class probabilities for IS); default: '
                     'Keras\' InceptionV3 with ImageNet weights')
@@ -58,8 +62,9 @@ flags.DEFINE_string('save_stats', '', 'also write the real images\' mu and sigma
 flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (default: fid_stats/ '
                     'beside the records or the npz, else ./fid_stats)')
 flags.DEFINE_string('out', '', 'also write the results as JSON to this file (default: none)')
-flags.DEFINE_integer('seed', 0, 'random seed of the generated latents (default 0)')
-flags.DEFINE_integer('batch', 100, 'images per feature-extraction batch (default 100)')
+flags.DEFINE_integer('seed', 0, 'random seed of the generated latents (default 0)', lower_bound=0)
+flags.DEFINE_integer('batch', 100, 'images per feature-extraction batch (default 100)',
+                     lower_bound=1)
 flags.DEFINE_enum('mixed_precision', 'none', devices.PRECISIONS,
                   'precision of the feature model, as main.py\'s flag (default none)')
 
@@ -89,6 +94,10 @@ class EvalConfig:
     seed: int = 0
     batch: int = 100
     mixed_precision: str = 'none'
+
+    PATHS = ('model', 'mnist_path', 'cifar_path', 'TFRecordPath', 'feature_model',
+             'inception_weights', 'inception_graph', 'reference_stats', 'save_stats', 'stats_dir',
+             'out')
 
     @property
     def source(self):
@@ -143,28 +152,29 @@ def report(result, config):
     return lines
 
 
+@utils.entry_point
 def main(_argv):
-    config = EvalConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(EvalConfig)})
-    try:
-        if not config.model:
-            raise UsageError('pass --model=models/{SaveName}/generator.keras')
-        devices.set_precision(config.mixed_precision)
-        generator = model.load_generator(config.model, dataset.channels(config.ImageType),
-                                         config.DisInSize, config.noise_dim, config.filters)
-        for path in (config.out, config.save_stats):
-            if path:
-                utils.check_writable(os.path.dirname(path) or '.')
-        result = evaluate_generator(generator, config)
-        result['model'] = config.model
-        print('\n'.join(report(result, config)))
-        if config.save_stats:
-            print('wrote {} (mu and sigma, TTUR\'s format)'.format(config.save_stats))
-        if config.out:
-            with open(config.out, 'w') as f:
-                json.dump(result, f, indent=1)
-            print('wrote {}'.format(config.out))
-    except UsageError as e:
-        utils.fail(e)
+    config = EvalConfig(**{f.name: utils.expand_path(FLAGS[f.name].value)
+                           if f.name in EvalConfig.PATHS else FLAGS[f.name].value
+                           for f in dataclasses.fields(EvalConfig)})
+    if not config.model:
+        raise UsageError('pass --model=models/{SaveName}/generator.keras')
+    for path in (config.out, config.save_stats):
+        if path:
+            utils.check_output_file(path)
+    devices.set_precision(config.mixed_precision)
+    generator = model.load_generator(config.model, dataset.channels(config.ImageType),
+                                     config.DisInSize, config.noise_dim, config.filters,
+                                     given=[f for f in model.SHAPE_FLAGS if FLAGS[f].present])
+    result = evaluate_generator(generator, config)
+    result['model'] = config.model
+    print('\n'.join(report(result, config)))
+    if config.save_stats:
+        print('wrote {} (mu and sigma, TTUR\'s format)'.format(config.save_stats))
+    if config.out:
+        with utils.saving('the results', config.out) as tmp, open(tmp, 'w') as f:
+            json.dump(result, f, indent=1)
+        print('wrote {}'.format(config.out))
 
 
 if __name__ == '__main__':

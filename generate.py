@@ -1,6 +1,10 @@
 """Sample a trained generator without the dataset: grids, latent walks and latent arithmetic."""
+import dataclasses
 import os
 
+import interrupts  # noqa: E402
+
+interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
@@ -11,22 +15,29 @@ import model  # noqa: E402
 import utils  # noqa: E402
 from utils import UsageError  # noqa: E402
 
+# the picture formats matplotlib writes that a grid is asked in
+OUTPUT_TYPES = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
-                    'file together with --ImageType, --DisInSize and --filters')
+                    'file (its shape flags come from the flags.json beside it, or from '
+                    '--ImageType, --DisInSize, --noise_dim and --filters)')
 flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES), 'with a .weights.h5 file: '
                   'MNIST or digits (1 channel), or another type (3 channels) (default MNIST)')
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
 flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
-flags.DEFINE_string('out', 'samples.png', 'output PNG (default samples.png)')
-flags.DEFINE_integer('rows', 4, 'grid rows; with --interpolate, the number of walks (default 4)')
-flags.DEFINE_integer('cols', 4, 'grid columns (default 4)')
+flags.DEFINE_string('out', 'samples.png', 'output picture, .png (default samples.png), .jpg, .pdf '
+                    'or .svg')
+flags.DEFINE_integer('rows', 4, 'grid rows; with --interpolate, the number of walks (default 4)',
+                     lower_bound=1)
+flags.DEFINE_integer('cols', 4, 'grid columns (default 4)', lower_bound=1)
 flags.DEFINE_integer('seed', 0, 'random seed of the latents; the same seed gives the same grid '
                      '(default 0)')
 flags.DEFINE_boolean('interpolate', False, 'rows of spherical interpolation between pairs of random '
                      'latents instead of a grid (default False)')
-flags.DEFINE_integer('steps', 8, 'points per interpolation row, endpoints included (default 8)')
+flags.DEFINE_integer('steps', 8, 'points per interpolation row, endpoints included (default 8)',
+                     lower_bound=2)
 flags.DEFINE_string('arithmetic', '', 'A-B+C: comma-separated sample indices of the --seed grid per '
                     'group, e.g. 3,7,12-1,4,9+0,5,6; B may be empty')
 flags.DEFINE_boolean('save_latents', False, 'also write the latents drawn to {out}.npy (default False)')
@@ -49,7 +60,8 @@ def show_grid(images, rows, cols, path, title, labels=None):
         ax.text(2 + c * (w + 2) + 1, 2 + r * (h + 2) + 1, label, color='yellow', fontsize=8,
                 va='top', ha='left', bbox=dict(facecolor='black', alpha=0.5, pad=1, linewidth=0))
     fig.suptitle(title, fontsize=11, y=1 - 0.1 / fig.get_figheight())
-    fig.savefig(path)
+    with utils.saving('the picture', path) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(path)[1][1:].lower().replace('jpg', 'jpeg'))
     plt.close(fig)
 
 
@@ -130,26 +142,46 @@ def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic='')
         '--arithmetic)'.format(seed), [str(i) for i in range(len(z))]
 
 
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """What one call of generate.py draws; field names are its flags."""
+    model: str = ''
+    ImageType: str = 'MNIST'
+    DisInSize: int = 64
+    noise_dim: int = 100
+    filters: int = 1024
+    out: str = 'samples.png'
+    rows: int = 4
+    cols: int = 4
+    seed: int = 0
+    interpolate: bool = False
+    steps: int = 8
+    arithmetic: str = ''
+    save_latents: bool = False
+
+
+@utils.entry_point
 def main(_argv):
-    try:
-        if not FLAGS.model:
-            raise UsageError('pass --model=models/{SaveName}/generator.keras')
-        if FLAGS.rows < 1 or FLAGS.cols < 1 or FLAGS.steps < 2:
-            raise UsageError('--rows and --cols must be at least 1 and --steps at least 2.')
-        generator = model.load_generator(FLAGS.model, dataset.channels(FLAGS.ImageType), FLAGS.DisInSize,
-                                         FLAGS.noise_dim, FLAGS.filters)
-        name = os.path.basename(os.path.dirname(os.path.abspath(FLAGS.model)))
-        utils.check_writable(os.path.dirname(FLAGS.out) or '.')
-        images, latents, (rows, cols), title, labels = draw(
-            generator, FLAGS.rows, FLAGS.cols, FLAGS.seed, FLAGS.interpolate, FLAGS.steps,
-            FLAGS.arithmetic)
-        show_grid(images, rows, cols, FLAGS.out, '{}: {}'.format(name, title), labels)
-        print('wrote {}'.format(FLAGS.out))
-        if FLAGS.save_latents:
-            np.save(os.path.splitext(FLAGS.out)[0] + '.npy', latents)
-            print('wrote {}'.format(os.path.splitext(FLAGS.out)[0] + '.npy'))
-    except UsageError as e:
-        utils.fail(e)
+    config = SampleConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(SampleConfig)})
+    config = dataclasses.replace(config, model=utils.expand_path(config.model),
+                                 out=utils.expand_path(config.out))
+    if not config.model:
+        raise UsageError('pass --model=models/{SaveName}/generator.keras')
+    utils.check_output_file(config.out, OUTPUT_TYPES)
+    generator = model.load_generator(config.model, dataset.channels(config.ImageType),
+                                     config.DisInSize, config.noise_dim, config.filters,
+                                     given=[f for f in model.SHAPE_FLAGS if FLAGS[f].present])
+    name = os.path.basename(os.path.dirname(os.path.abspath(config.model)))
+    images, latents, (rows, cols), title, labels = draw(
+        generator, config.rows, config.cols, config.seed, config.interpolate, config.steps,
+        config.arithmetic)
+    show_grid(images, rows, cols, config.out, '{}: {}'.format(name, title), labels)
+    print('wrote {}'.format(config.out))
+    if config.save_latents:
+        path = os.path.splitext(config.out)[0] + '.npy'
+        with utils.saving('the latents', path) as tmp, open(tmp, 'wb') as f:
+            np.save(f, latents)
+        print('wrote {}'.format(path))
 
 
 if __name__ == '__main__':

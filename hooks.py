@@ -126,17 +126,18 @@ class SampleGrids(Hook):
         grid = utils.generate_and_save_images(run.sampler()(run.NOISE, training=False),
                                               epoch + 1, self.files)
         if self.writer:
-            with self.writer.as_default(step=int(run.step)):
+            with utils.writing('TensorBoard events', self.files.tensorboard), \
+                    self.writer.as_default(step=int(run.step)):
                 tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
-            self.writer.flush()
+                self.writer.flush()
 
 
 class TensorBoardScalars(Hook):
-    """The running metrics, learning rate and images/s every log_every steps."""
+    """The running metrics, learning rate and images/s every log_every steps; the events are
+    flushed at the end, so that a full disk is reported, not lost."""
 
-    def __init__(self, writer, log_every):
-        self.writer = writer
-        self.log_every = log_every
+    def __init__(self, writer, log_every, path):
+        self.writer, self.log_every, self.path = writer, log_every, path
         self.window = self.last = None
 
     def on_epoch_begin(self, run, epoch):
@@ -146,13 +147,17 @@ class TensorBoardScalars(Hook):
         if step // self.log_every == self.last // self.log_every:
             return  # no multiple of log_every passed in this loop
         now = time.time()
-        with self.writer.as_default(step=step):
+        with utils.writing('TensorBoard events', self.path), self.writer.as_default(step=step):
             for name, value in zip(utils.CSV_COLUMNS[1:], run.metric_means()):
                 tf.summary.scalar(name, value)
             tf.summary.scalar('learning_rate', run.epoch_lr)
             tf.summary.scalar('images_per_second',
                               (step - self.last) * run.config.BATCH_SIZE / (now - self.window))
         self.window, self.last = now, step
+
+    def on_train_end(self, run):
+        with utils.writing('TensorBoard events', self.path):
+            self.writer.flush()
 
 
 class WeightSaver(Hook):
@@ -213,7 +218,8 @@ class Evaluation(Hook):
                   result['is_mean'], result['seconds']]
         append_row(self.files.eval_csv, run, 'eval', epoch, values)
         if self.writer:
-            with self.writer.as_default(step=int(run.step)):
+            with utils.writing('TensorBoard events', self.files.tensorboard), \
+                    self.writer.as_default(step=int(run.step)):
                 for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
                     tf.summary.scalar('eval/' + name, value)
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
@@ -252,7 +258,7 @@ def default_hooks(config, files):
     writer = tf.summary.create_file_writer(files.tensorboard) if config.tensorboard else None
     hooks = [ProgressBar(), CsvLogger(files.loss_csv), SampleGrids(files, writer)]
     if writer:
-        hooks.append(TensorBoardScalars(writer, config.log_every))
+        hooks.append(TensorBoardScalars(writer, config.log_every, files.tensorboard))
     if config.eval_every:
         hooks.append(Evaluation(config, files, writer))
     return hooks + [WeightSaver(files, config.save_every, config.epochs), EpochSummary(files)]

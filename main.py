@@ -1,8 +1,12 @@
 """Train the seed's DCGAN on MNIST, scikit-learn's digits or CelebA TFRecords: python main.py [flags]."""
 import dataclasses
+import math
 import os
 import sys
 
+import interrupts  # noqa: E402
+
+interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -32,15 +36,16 @@ flags.DEFINE_string('LOG_PATH', 'logs/', 'folder for the CSV loss logs and Tenso
 flags.DEFINE_string('MODEL_PATH', 'models/', 'folder for weights and checkpoints (default models/)')
 flags.DEFINE_string('PLOT_PATH', 'plot/', 'folder for the per-epoch sample grids (default plot/)')
 flags.DEFINE_integer('DisInSize', 64, 'image side in pixels fed to D and made by G: 32, 64 or 128 '
-                     '(default 64)')
-flags.DEFINE_integer('noise_dim', 100, 'latent size (default 100)')
+                     '(default 64)', lower_bound=32)
+flags.DEFINE_integer('noise_dim', 100, 'latent size (default 100)', lower_bound=1)
 flags.DEFINE_integer('filters', 1024, 'width of the widest block, G\'s first and D\'s last, halved '
                      'block by block (default 1024, the seed\'s); 256 trained 12x faster on a '
-                     '2-core CPU (bench.py --filters=256)')
-flags.DEFINE_integer('BATCH_SIZE', 128, 'global batch size in images, over all replicas (default 128)')
+                     '2-core CPU (bench.py --filters=256)', lower_bound=1)
+flags.DEFINE_integer('BATCH_SIZE', 128, 'global batch size in images, over all replicas (default 128)',
+                     lower_bound=1)
 flags.DEFINE_float('lr', 2e-4, 'Adam learning rate (beta_1 0.5), divided by 10 after epochs 10, 20 '
                    'and 25 (default 2e-4)')
-flags.DEFINE_integer('epochs', 35, 'number of epochs (default 35)')
+flags.DEFINE_integer('epochs', 35, 'number of epochs (default 35)', lower_bound=1)
 
 # recipe flags beyond the seed: off, or the seed's values, by default (see docs/recipes.md)
 flags.DEFINE_float('lr_G', None, 'generator learning rate (default: --lr)')
@@ -64,17 +69,21 @@ flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty 
                     'download')
 flags.DEFINE_string('cifar_path', '', 'local CIFAR-10: the official cifar-10-python.tar.gz or an npz '
                     'in Keras\' layout; empty (default) = Keras\' download')
-flags.DEFINE_integer('steps_per_epoch', 0, 'batches per epoch; 0 (default) = the whole dataset')
+flags.DEFINE_integer('steps_per_epoch', 0, 'batches per epoch; 0 (default) = the whole dataset',
+                     lower_bound=0)
 flags.DEFINE_integer('save_every', 15, 'save .weights.h5 files every N epochs and after the last '
-                     '(default 15)')
+                     '(default 15)', lower_bound=1)
 flags.DEFINE_boolean('resume', True, 'continue from the latest checkpoint of this SaveName '
                      '(default True); --noresume moves the old run aside and starts fresh')
 flags.DEFINE_integer('seed', None, 'random seed for weights, data order and noise; default: a '
-                     'random one, recorded in flags.json and reused on resume')
-flags.DEFINE_integer('keep_checkpoints', 3, 'how many end-of-epoch checkpoints to keep (default 3)')
+                     'random one, recorded in flags.json and reused on resume',
+                     lower_bound=0, upper_bound=2 ** 32 - 1)
+flags.DEFINE_integer('keep_checkpoints', 3, 'how many end-of-epoch checkpoints to keep (default 3)',
+                     lower_bound=1)
 flags.DEFINE_boolean('tensorboard', True, 'write TensorBoard logs to {LOG_PATH}/tensorboard/{SaveName} '
                      '(default True)')
-flags.DEFINE_integer('log_every', 50, 'steps between TensorBoard scalar points (default 50)')
+flags.DEFINE_integer('log_every', 50, 'steps between TensorBoard scalar points (default 50)',
+                     lower_bound=1)
 flags.DEFINE_boolean('export_only', False, 'export the latest checkpoint\'s generator to '
                      'generator.keras and exit, without training (default False)')
 flags.DEFINE_boolean('jit', False, 'compile train_step with XLA; drops the last partial batch so '
@@ -86,19 +95,22 @@ flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16', 'auto'],
                   'GPUs, else fp32 (default none)')
 flags.DEFINE_boolean('cache', False, 'keep the decoded images in memory after the first epoch '
                      '(default False)')
-flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the seed used 300)')
+flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the seed used 300)',
+                     lower_bound=0)
 flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker'],
                   'tf.distribute strategy: default (one device), mirrored (all GPUs of this '
                   'machine), multi_worker (machines named by TF_CONFIG) (default default)')
 flags.DEFINE_integer('steps_per_loop', 1, 'train steps run inside one tf.function call before the '
                      'host reads the metrics; progress bar, TensorBoard points, the NaN check and '
-                     'Ctrl-C act every N steps (default 1; try 10-50 on a GPU, see bench.py)')
+                     'Ctrl-C act every N steps (default 1; try 10-50 on a GPU, see bench.py)',
+                     lower_bound=1)
 flags.DEFINE_integer('eval_every', 0, 'measure FID, KID, precision/recall and IS every N epochs into '
                      '{LOG_PATH}/{SaveName}-eval.csv, keeping the best generator in '
-                     '{MODEL_PATH}/{SaveName}/best/; 0 (default) = never')
-flags.DEFINE_integer('eval_samples', 10000, 'generated images per evaluation (default 10,000)')
+                     '{MODEL_PATH}/{SaveName}/best/; 0 (default) = never', lower_bound=0)
+flags.DEFINE_integer('eval_samples', 10000, 'generated images per evaluation (default 10,000)',
+                     lower_bound=4)
 flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statistics (default '
-                     '50,000, or all if fewer)')
+                     '50,000, or all if fewer)', lower_bound=4)
 flags.DEFINE_string('feature_model', '', 'saved .keras feature model for the evaluation (default: '
                     'Keras\' InceptionV3 with ImageNet weights); see evaluate.py')
 flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' InceptionV3 ImageNet weights '
@@ -114,18 +126,25 @@ flags.DEFINE_string('stats_dir', '', 'folder caching the reference statistics (d
 flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across replicas '
                      '(default False)')
 
+for _name in ('lr', 'lr_G', 'lr_D'):
+    flags.register_validator(_name, lambda v: v is None or 0 < v < math.inf,
+                             '--{} must be a positive number'.format(_name))
+flags.register_validator('ema', lambda v: 0 <= v < 1, '--ema must be 0 (off) or a decay below 1, '
+                         'e.g. 0.999')
+
 
 def config_from_flags():
-    """The run's Config from the parsed flags (same names)."""
-    return trainer.Config(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(trainer.Config)})
+    """The run's Config from the parsed flags (same names), with ~ and $VARS in paths expanded."""
+    return trainer.Config(**{f.name: utils.expand_path(FLAGS[f.name].value)
+                             if f.name in trainer.PATH_FLAGS else FLAGS[f.name].value
+                             for f in dataclasses.fields(trainer.Config)})
 
 
+@utils.entry_point
 def main(_argv):
     devices.configure_tensorflow()
     try:
         trainer.train(config_from_flags())
-    except utils.UsageError as e:
-        utils.fail(e)
     except trainer.Stopped as e:
         print('Stopped by {}'.format(e), flush=True)
         sys.exit(128 + e.signum)

@@ -27,6 +27,7 @@ GRAPH_FILE = 'classify_image_graph_def.pb'
 GRAPH_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
 # changes whenever the images fed to a feature model change: cached statistics are then redone
 PREPROCESSING_VERSION = 2
+K = 3  # the neighbours of improved precision and recall (Kynkaanniemi et al. 2019)
 
 
 # ----------------------------------------------------------------------------- the metrics
@@ -72,7 +73,7 @@ def kid(real, fake, subsets=100, subset_size=1000, seed=0):
     return float(np.mean(values)), float(np.std(values))
 
 
-def knn_radii(features, k=3):
+def knn_radii(features, k=K):
     """Distance from each row to its k-th nearest other row."""
     distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
     return distances[:, k]
@@ -95,7 +96,7 @@ def coverage(manifold, radii, queries, chunk=1024):
     return float(np.mean(np.concatenate(inside)))
 
 
-def precision_recall(real, fake, k=3, real_radii=None):
+def precision_recall(real, fake, k=K, real_radii=None):
     """Improved precision and recall (Kynkaanniemi et al. 2019): the share of generated images
     inside the real images' k-NN manifold, and of real images inside the generated one."""
     real_radii = knn_radii(real, k) if real_radii is None else real_radii
@@ -270,6 +271,9 @@ class Reference:
 
     def __init__(self, features, mu=None, sigma=None, radii=None, origin='real images'):
         self.features, self.origin = features, origin
+        if features is not None and len(features) < K + 1:
+            raise UsageError('{} gives {} images; precision and recall need at least k + 1 = {} '
+                             '(and the FID many more).'.format(origin, len(features), K + 1))
         if mu is None:
             mu, sigma = statistics(features)
             radii = knn_radii(features)

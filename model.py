@@ -1,8 +1,11 @@
 """The seed's DCGAN generator and discriminator as Keras 3 functional models, and their loading."""
+import json
 import math
 import os
+import zipfile
 
 import keras
+from absl import logging
 from keras.layers import (
     Activation,
     BatchNormalization,
@@ -16,9 +19,13 @@ from keras.layers import (
     Reshape,
 )
 
+import dataset
+from run_files import RunFiles
 from utils import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
+# the flags that shape the networks: a checkpoint or weights file fits only the same values
+SHAPE_FLAGS = ('ImageType', 'DisInSize', 'noise_dim', 'filters')
 
 
 def num_blocks(image_size):
@@ -93,18 +100,52 @@ def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024):
     return keras.Model(inputs_x, output, name='Generator')
 
 
-def load_generator(path, channels, image_size, noise_dim, filters=1024):
-    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it."""
-    if not os.path.isfile(path):
-        raise UsageError('--model {} does not exist: pass models/{{SaveName}}/generator.keras (or '
-                         'Generator.weights.h5) from a training run.'.format(path))
+def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None):
+    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it.
+
+    given: the shape flags the user passed (None: all); for a .weights.h5 file the others come
+    from the flags.json of its run, beside it, when there is one."""
+    if os.path.isdir(path) or not os.path.isfile(path):
+        raise UsageError('--model {} {}: pass models/{{SaveName}}/generator.keras (or '
+                         'Generator.weights.h5) from a training run.'.format(
+                             path, 'is a folder' if os.path.isdir(path) else 'does not exist'))
+    if path.endswith('.keras') and not zipfile.is_zipfile(path):
+        raise UsageError('--model {} is not a whole .keras file (damaged or cut off): export it '
+                         'again with python main.py --export_only and the run\'s flags, or use '
+                         'its best/generator.keras.'.format(path))
+    if path.endswith('.weights.h5') and given is not None:
+        channels, image_size, noise_dim, filters = saved_shape(
+            path, given, dict(channels=channels, DisInSize=image_size, noise_dim=noise_dim,
+                              filters=filters))
     try:
         if path.endswith('.weights.h5'):
             generator = Gen_Net(channels, noise_dim, image_size, filters=filters)
             generator.load_weights(path)
             return generator
         return keras.models.load_model(path, compile=False)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
                          '--DisInSize, --noise_dim and --filters of its training run.'.format(
                              path, str(e).splitlines()[0][:200]))
+
+
+def saved_shape(path, given, shape):
+    """(channels, image size, noise_dim, filters) for a .weights.h5 file: the flags in given as
+    shape has them, the others from the run's flags.json beside it (said in the log)."""
+    flags_path = RunFiles.of_model_file(path).flags
+    taken = [k for k in SHAPE_FLAGS if k not in given]
+    if not taken or not os.path.isfile(flags_path):
+        return shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters']
+    try:
+        with open(flags_path) as f:
+            saved = json.load(f)
+        values = {k: saved[k] for k in taken if k in saved}
+    except (ValueError, OSError, TypeError) as e:
+        raise UsageError('{} cannot be read ({}): pass the --ImageType, --DisInSize, --noise_dim '
+                         'and --filters of the run instead.'.format(flags_path, e))
+    logging.info('Shape of %s from %s: %s', path, flags_path, ', '.join(
+        '--{}={}'.format(k, v) for k, v in sorted(values.items())))
+    if 'ImageType' in values:
+        shape['channels'] = dataset.channels(values.pop('ImageType'))
+    shape.update(values)
+    return shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters']

@@ -3,13 +3,16 @@
 import glob
 import os
 
-import numpy as np
-from absl import app
-from absl import flags
+import interrupts
 
-import utils
-from run_files import RunFiles
-from utils import UsageError
+interrupts.guard_start_up()
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+import utils  # noqa: E402
+from run_files import RunFiles  # noqa: E402
+from utils import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'plot/', 'folder for the PNG plots and GIFs (default plot/, main.py\'s '
@@ -47,7 +50,8 @@ def plot_runs(tables, names, losses_path, probs_path):
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path)
+        with utils.saving('a plot', path) as tmp:
+            fig.savefig(tmp, format='png')
         plt.close(fig)
 
 
@@ -84,7 +88,8 @@ def plot_eval(tables, names, path):
         ax.grid(alpha=0.3)
     bottom.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with utils.saving('a plot', path) as tmp:
+        fig.savefig(tmp, format='png')
     plt.close(fig)
 
 
@@ -101,8 +106,9 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
         frame.paste(img, (0, 24))
         ImageDraw.Draw(frame).text((6, 4), label, fill='black', font=ImageFont.load_default(16))
         frames.append(frame)
-    frames[0].save(path, save_all=True, append_images=frames[1:], loop=0,
-                   duration=int(seconds_per_frame * 1000))
+    with utils.saving('the GIF', path) as tmp:
+        frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:], loop=0,
+                       duration=int(seconds_per_frame * 1000))
 
 
 def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_seconds=0.3):
@@ -144,13 +150,12 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     return written
 
 
+@utils.entry_point
 def main(argv):
-    try:
-        for path in plot_logs(argv[1:], FLAGS.out_dir, FLAGS.name, FLAGS.gif, FLAGS.PLOT_PATH,
-                              FLAGS.frame_seconds):
-            print('wrote {}'.format(path))
-    except UsageError as e:
-        utils.fail(e)
+    expand = utils.expand_path
+    for path in plot_logs([expand(a) for a in argv[1:]], expand(FLAGS.out_dir), FLAGS.name,
+                          FLAGS.gif, expand(FLAGS.PLOT_PATH), FLAGS.frame_seconds):
+        print('wrote {}'.format(path))
 
 
 if __name__ == '__main__':

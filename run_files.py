@@ -37,6 +37,12 @@ class RunFiles:
         name = base[:-len(suffix)] if base.endswith(suffix) else os.path.splitext(base)[0]
         return cls(name, os.path.dirname(path), plot_path=plot_path)
 
+    @classmethod
+    def of_model_file(cls, path):
+        """The run whose model folder holds path (a .weights.h5 or .keras file)."""
+        folder = os.path.dirname(os.path.abspath(path))
+        return cls(os.path.basename(folder), model_path=os.path.dirname(folder))
+
     # ------------------------------------------------------------------ models/{SaveName}/
     @property
     def model_dir(self):

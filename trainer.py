@@ -23,8 +23,11 @@ import run_files
 import utils
 from utils import UsageError
 
-# flags that shape the networks: a checkpoint made with other values cannot be restored
-SHAPE_FLAGS = ('ImageType', 'DisInSize', 'noise_dim', 'filters')
+SHAPE_FLAGS = model.SHAPE_FLAGS
+# flags that name files or folders: main.py expands ~ and $VARS in them
+PATH_FLAGS = ('DatasetPath', 'TFRecordPath', 'LOG_PATH', 'MODEL_PATH', 'PLOT_PATH', 'mnist_path',
+              'cifar_path', 'feature_model', 'inception_weights', 'inception_graph',
+              'reference_stats', 'stats_dir')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -433,13 +436,13 @@ class Trainer:
                 raise UsageError('out of memory at --BATCH_SIZE={} ({}): use a smaller batch, '
                                  'e.g. --BATCH_SIZE={}; {}.'.format(
                                      c.BATCH_SIZE, e.message.splitlines()[0][:100],
-                                     max(1, c.BATCH_SIZE // 2), self.kept()))
+                                     max(1, c.BATCH_SIZE // 2), self.checkpoint.kept()))
             values = values.numpy()
             if int(first_bad) >= 0:
                 raise UsageError('non-finite loss at global step {} (epoch {}, Gen_loss {}, '
                                  'Dis_loss {}); {}: lower --lr or use --mixed_precision=none, '
                                  'then run again.'.format(int(first_bad), epoch + 1, values[2],
-                                                          values[3], self.kept()))
+                                                          values[3], self.checkpoint.kept()))
             self.call_hooks('on_train_batch_end', int(self.step), values)
         if self.stop.signal is not None and int(self.step_in_epoch) < self.steps_per_epoch:
             path = self.save()
@@ -458,12 +461,6 @@ class Trainer:
         if self.stop.signal is not None:
             raise Stopped(self.stop.signal, 'after epoch {}; checkpoint saved. Run the same '
                           'command again to continue.'.format(epoch + 1))
-
-    def kept(self):
-        """What a run that stops on an error keeps, in words."""
-        latest = self.checkpoint.latest
-        return ('the last good checkpoint, {}, is kept'.format(latest) if latest else
-                'no checkpoint was saved yet')
 
     def save(self):
         """Save the checkpoint of the current step; signals wait until it is complete."""
@@ -513,7 +510,7 @@ class Trainer:
                     self.end_epoch(epoch)
                 path = self.export()
             except utils.OutputError as e:
-                e.note = e.note or self.kept()
+                e.note = e.note or self.checkpoint.kept()
                 raise
             finally:
                 self.call_hooks('on_train_end')

@@ -5,6 +5,7 @@ import errno
 import functools
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -44,20 +45,26 @@ class OutputError(Exception):
     def describe(self):
         """The one-line message: the cause in words, the path, what was kept, the next step."""
         number = getattr(self.cause, 'errno', None)
-        text = str(getattr(self.cause, 'message', None) or self.cause).splitlines()
-        text = text[0][:160] if text else type(self.cause).__name__
-        if number == errno.ENOSPC or 'No space left' in text or 'file write failed' in text:
+        full = short_text(self.cause, 10 ** 6)
+        if number == errno.ENOSPC or 'No space left' in full or 'file write failed' in full:
             reason, fix = 'no space left on the device of', 'free space'
-        elif number in (errno.EACCES, errno.EPERM, errno.EROFS) or 'ermission denied' in text \
-                or 'Read-only' in text:
+        elif number in (errno.EACCES, errno.EPERM, errno.EROFS) or 'ermission denied' in full \
+                or 'Read-only' in full:
             reason, fix = 'no permission to write (or a read-only file system) at', \
                 'make it writable or choose another folder'
-        elif number == errno.EISDIR or 'Is a directory' in text:
+        elif number == errno.EISDIR or 'Is a directory' in full:
             reason, fix = 'a folder is in the way at', 'move that folder away'
         else:
-            reason, fix = 'cannot write ({}) at'.format(text), 'fix that'
+            reason, fix = 'cannot write ({}) at'.format(short_text(self.cause)), 'fix that'
         return '{} {} while saving {}{}; {} and run the same command again.'.format(
             reason, self.path, self.what, '; ' + self.note if self.note else '', fix)
+
+
+def short_text(error, limit=160):
+    """An exception's message without TensorFlow's {{function_node ...}} prefix, in one line."""
+    text = re.sub(r'\{\{function_node [^}]*\}\}\s*', '',
+                  str(getattr(error, 'message', None) or error)).strip()
+    return ' '.join(text.split())[:limit] or type(error).__name__
 
 
 class Interrupted(BaseException):
@@ -85,6 +92,7 @@ def entry_point(main):
     never a traceback (set DCGAN_DEBUG=1 to see it). SIGTERM and SIGHUP end it as Ctrl-C does."""
     @functools.wraps(main)
     def bounded(argv):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt, caught below
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, raise_interrupted)
         try:
@@ -109,17 +117,32 @@ def error_message(e):
     hint = ' (set {}=1 to see the traceback)'.format(DEBUG_ENV)
     if isinstance(e, OutputError):
         return e.describe() + hint
-    if isinstance(e, tf.errors.ResourceExhaustedError):
+    if isinstance(e, tf.errors.ResourceExhaustedError) and 'No space' not in e.message:
         return 'out of memory ({}): use a smaller --BATCH_SIZE (or --batch).{}'.format(
-            e.message.splitlines()[0][:120], hint)
+            short_text(e, 120), hint)
     if isinstance(e, tf.errors.OpError):
-        return '{}: {}{}'.format(type(e).__name__, e.message.splitlines()[0][:200], hint)
+        return '{}: {}{}'.format(type(e).__name__, short_text(e, 200), hint)
     if isinstance(e, OSError):
         return 'cannot use {} ({}).{}'.format(e.filename or 'a file', e.strerror or e, hint)
     if isinstance(e, zipfile.BadZipFile):
         return 'a damaged .keras or .npz file ({}).{}'.format(e, hint)
     return 'unexpected {}: {} - a bug; please report it with the traceback{}'.format(
-        type(e).__name__, str(e).splitlines()[0][:200] if str(e) else '', hint)
+        type(e).__name__, short_text(e, 200), hint)
+
+
+# what a failed write raises: OSError from Python, OpError from TensorFlow, RuntimeError or
+# ValueError from h5py
+WRITE_ERRORS = (OSError, RuntimeError, ValueError, tf.errors.OpError)
+
+
+@contextlib.contextmanager
+def writing(what, path):
+    """Turn a failed write of what into path (a file or folder written in place, such as an
+    appended log) into an OutputError that names both."""
+    try:
+        yield
+    except WRITE_ERRORS as e:
+        raise OutputError(what, path, e) from e
 
 
 @contextlib.contextmanager
@@ -130,14 +153,31 @@ def saving(what, path):
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, '.tmp-' + name)
     try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        yield tmp
-        os.replace(tmp, path)
-    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
+        with writing(what, path):
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            yield tmp
+            os.replace(tmp, path)
+    except OutputError:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise OutputError(what, path, e) from e
+        raise
+
+
+def expand_path(path):
+    """A path flag's value with ~ and $VARS expanded (the shell leaves them in --flag=~/x)."""
+    return os.path.expandvars(os.path.expanduser(path)) if path else path
+
+
+def check_output_file(path, extensions=None):
+    """Refuse, before any work, an output file that is a folder, has the wrong extension, or
+    cannot be written in its folder."""
+    if os.path.isdir(path):
+        raise UsageError('{} is a folder: give a file name, e.g. {}.'.format(
+            path, os.path.join(path, 'out' + (extensions[0] if extensions else '.json'))))
+    if extensions and not path.lower().endswith(tuple(extensions)):
+        raise UsageError('{} must end in {}.'.format(path, ', '.join(extensions)))
+    check_writable(os.path.dirname(path) or '.')
 
 
 def check_writable(folder):
@@ -291,13 +331,10 @@ def start_csv(path, keep_epochs, columns=CSV_COLUMNS, kept=None):
 
 def append_csv(path, row):
     """Append one row to a CSV log, flushed to the disk."""
-    try:
-        with open(path, 'a') as f:
-            f.write(row)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise OutputError('a row of the CSV log', path, e) from e
+    with writing('a row of the CSV log', path), open(path, 'a') as f:
+        f.write(row)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # ----------------------------------------------------------------------------- plots

@@ -1,0 +1,401 @@
+"""Faults that used to lose work silently or end in a traceback: each recovers exactly or stops
+with one line naming the file and the next step (the list is in docs/reliability.md)."""
+import glob
+import json
+import os
+import shutil
+import signal
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import dataset
+import hooks
+import metrics
+import model
+import plot_logs
+import run_files
+import trainer
+import utils
+from helpers import (ROOT, SMALL, StopAt, csv_text, error_line, run_script, script_env,
+                     small_config, start_script, train_in_process)
+from utils import OutputError, UsageError
+
+RUN = dict(ImageType='MNIST', epochs=3, steps_per_epoch=2, seed=11)
+
+
+@pytest.fixture(scope='module')
+def whole(mnist_npz, tmp_path_factory):
+    """An uninterrupted 3-epoch run: what every recovered run must equal."""
+    folder = str(tmp_path_factory.mktemp('whole'))
+    train_in_process(folder, mnist_path=mnist_npz, **RUN)
+    return folder
+
+
+@pytest.fixture
+def two_epochs(mnist_npz, tmp_path):
+    """A copy of the first 2 of whole's 3 epochs, to damage and resume."""
+    folder = str(tmp_path / 'run')
+    train_in_process(folder, mnist_path=mnist_npz, **dict(RUN, epochs=2))
+    return folder
+
+
+def resume(folder, mnist_npz, **changes):
+    return train_in_process(folder, mnist_path=mnist_npz, **dict(RUN, **changes))
+
+
+def ckpt_dir(folder):
+    return os.path.join(folder, 'models', 'MNIST-False', 'checkpoints')
+
+
+def same_checkpoints(a, b):
+    ra, rb = [tf.train.load_checkpoint(ckpt_dir(f)) for f in (a, b)]
+    names = [n for n in ra.get_variable_to_shape_map()
+             if not n.startswith(('_CHECKPOINTABLE', 'save_counter'))]
+    for name in names:
+        np.testing.assert_array_equal(ra.get_tensor(name), rb.get_tensor(name), err_msg=name)
+
+
+# ----------------------------------------------------------------------------- lost silently
+
+def test_a_second_run_sharing_only_the_log_folder_is_refused(tmp_path):
+    # the lock's advice used to be "train into another --MODEL_PATH", which then shared logs/
+    first = small_config(tmp_path, ImageType='digits')
+    os.makedirs(first.LOG_PATH)
+    second = small_config(tmp_path, ImageType='digits', MODEL_PATH=str(tmp_path / 'other'))
+    with run_files.RunLock(os.path.join(first.LOG_PATH, 'digits-False.lock')):
+        with pytest.raises(UsageError, match='another run is training this SaveName .*own '
+                           '--MODEL_PATH, --LOG_PATH and --PLOT_PATH'):
+            trainer.train(second)
+    assert not os.path.exists(os.path.join(first.LOG_PATH, 'digits-False-loss.csv'))
+    assert {os.path.basename(p) for p in run_files.RunFiles.of(second).locks} == \
+        {'digits-False.lock'} and len(run_files.RunFiles.of(second).locks) == 3
+
+
+@pytest.mark.parametrize('damage', ['no state file', 'empty state file', 'garbled state file'])
+def test_lost_or_garbled_state_file_resumes_from_the_newest_checkpoint(whole, two_epochs,
+                                                                       mnist_npz, damage, caplog):
+    state = os.path.join(ckpt_dir(two_epochs), 'checkpoint')
+    if damage == 'no state file':
+        os.remove(state)
+    else:
+        open(state, 'w').write('' if damage == 'empty state file' else 'model_checkpoint_path: "x')
+    resume(two_epochs, mnist_npz)
+    assert 'resuming from ckpt-4' in caplog.text
+    assert csv_text(two_epochs) == csv_text(whole)
+    same_checkpoints(two_epochs, whole)
+
+
+@pytest.mark.parametrize('damage', ['truncated data', 'flipped byte', 'empty data'])
+def test_damaged_newest_checkpoint_falls_back_to_the_one_before(whole, two_epochs, mnist_npz,
+                                                                damage, caplog):
+    data = glob.glob(os.path.join(ckpt_dir(two_epochs), 'ckpt-4.data-*'))[0]
+    content = bytearray(open(data, 'rb').read())
+    if damage == 'truncated data':
+        content = content[:len(content) // 2]
+    elif damage == 'flipped byte':
+        content[len(content) // 3] ^= 0xFF
+    else:
+        content = b''
+    open(data, 'wb').write(bytes(content))
+    resume(two_epochs, mnist_npz)
+    assert 'Damaged checkpoint(s) ckpt-4' in caplog.text and 'from the older ckpt-2' in caplog.text
+    assert os.path.exists(data + '.damaged')
+    # epoch 2 was trained again from ckpt-2: each epoch once, with the uninterrupted numbers
+    assert csv_text(two_epochs) == csv_text(whole)
+    same_checkpoints(two_epochs, whole)
+
+
+def test_every_checkpoint_damaged_is_one_error(two_epochs, mnist_npz):
+    for data in glob.glob(os.path.join(ckpt_dir(two_epochs), 'ckpt-*.data-*')):
+        open(data, 'wb').close()
+    with pytest.raises(UsageError, match='every checkpoint in .* is damaged .*--noresume'):
+        resume(two_epochs, mnist_npz)
+
+
+def test_missing_flags_json_keeps_the_seed(mnist_npz, tmp_path, caplog):
+    # no --seed: a random one, recorded in flags.json and in the checkpoint
+    settings = dict(RUN, seed=None)
+    kept, lost = str(tmp_path / 'kept'), str(tmp_path / 'lost')
+    train_in_process(kept, mnist_path=mnist_npz, **dict(settings, epochs=1))
+    shutil.copytree(kept, lost)
+    os.remove(os.path.join(lost, 'models', 'MNIST-False', 'flags.json'))
+    train_in_process(kept, mnist_path=mnist_npz, **settings)
+    train_in_process(lost, mnist_path=mnist_npz, **settings)
+    assert 'flags.json is missing: the run\'s flags (seed' in caplog.text
+    assert csv_text(lost) == csv_text(kept)
+    assert json.load(open(os.path.join(lost, 'models', 'MNIST-False', 'flags.json')))['seed'] == \
+        json.load(open(os.path.join(kept, 'models', 'MNIST-False', 'flags.json')))['seed']
+
+
+def test_missing_flags_json_still_refuses_another_shape(two_epochs, mnist_npz):
+    os.remove(os.path.join(two_epochs, 'models', 'MNIST-False', 'flags.json'))
+    with pytest.raises(UsageError, match='was made with --filters=128'):
+        resume(two_epochs, mnist_npz, filters=256)
+
+
+class CutEvalCsv(hooks.Hook):
+    """Cuts the eval CSV's last row after epoch 2, as a crash right after writing it would."""
+
+    def on_epoch_end(self, run, epoch, means):
+        if epoch == 1:
+            path = run.files.eval_csv
+            text = open(path).read()
+            open(path, 'w').write(text[:text.rindex(',')] + '\0' * 20)
+
+
+def test_a_cut_eval_csv_keeps_its_rows_and_the_best_generator(mnist_npz, tmp_path):
+    from test_metrics import tiny_feature_model
+    features = tiny_feature_model(str(tmp_path / 'tiny.keras'))
+    settings = dict(RUN, eval_every=1, eval_samples=16, feature_model=features,
+                    stats_dir=str(tmp_path / 'stats'))
+    train_in_process(tmp_path / 'whole', mnist_path=mnist_npz, **settings)
+    cut = str(tmp_path / 'cut')
+    with pytest.raises(trainer.Stopped):
+        train_in_process(cut, [CutEvalCsv(), StopAt(5)], mnist_path=mnist_npz, **settings)
+    train_in_process(cut, mnist_path=mnist_npz, **settings)
+    rows = [utils.read_csv(os.path.join(f, 'logs', 'MNIST-False-eval.csv'), utils.EVAL_COLUMNS)
+            for f in (str(tmp_path / 'whole'), cut)]
+    for column in ('epoch', 'FID', 'KID', 'precision', 'recall', 'IS'):
+        np.testing.assert_array_equal(rows[0][column], rows[1][column])
+    best = [json.load(open(os.path.join(f, 'models', 'MNIST-False', 'best', 'best.json')))
+            for f in (str(tmp_path / 'whole'), cut)]
+    assert (best[0]['epoch'], best[0]['fid']) == (best[1]['epoch'], best[1]['fid'])
+
+
+def test_move_aside_twice_in_one_second_keeps_both(tmp_path):
+    for content in ('first', 'second'):
+        (tmp_path / 'run.csv').write_text(content)
+        run_files.move_aside([str(tmp_path / 'run.csv')])
+    old = sorted(p.read_text() for p in tmp_path.glob('run.csv.old-*'))
+    assert old == ['first', 'second']
+
+
+class FailingSave:
+    """Stands in for a write that runs out of space halfway: it writes half a file, then fails."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __call__(self, path, *args, **kwargs):
+        with open(path, 'wb') as f:
+            f.write(b'half')
+        raise self.error
+
+
+@pytest.mark.parametrize('what,target', [
+    ('weights', 'save_weights'), ('generator', 'save')])
+def test_failed_weight_or_model_save_keeps_the_previous_file(two_epochs, mnist_npz, monkeypatch,
+                                                             what, target):
+    folder = os.path.join(two_epochs, 'models', 'MNIST-False')
+    name = 'Generator.weights.h5' if what == 'weights' else 'generator.keras'
+    before = open(os.path.join(folder, name), 'rb').read()
+    monkeypatch.setattr(keras.Model, target, FailingSave(
+        RuntimeError("Can't decrement id ref count (file write failed: No space left on device)")
+        if what == 'weights' else OSError(28, 'No space left on device')))
+    with pytest.raises(OutputError) as error:
+        resume(two_epochs, mnist_npz)
+    message = utils.error_message(error.value)
+    assert message.startswith('no space left on the device of ' + os.path.join(folder, name))
+    # the weights are written before epoch 3's checkpoint, the generator after it
+    assert 'the last good checkpoint' in message
+    assert ('ckpt-4' if what == 'weights' else 'ckpt-6') in message
+    assert open(os.path.join(folder, name), 'rb').read() == before
+    assert not glob.glob(os.path.join(folder, '.tmp-*'))
+
+
+def test_failed_grid_write_keeps_the_files_as_they_were(two_epochs, mnist_npz, monkeypatch):
+    grids = os.path.join(two_epochs, 'plot', 'MNIST-False')
+    os.makedirs(os.path.join(grids, '.tmp-003.png'))  # a folder where the temporary file goes
+    with pytest.raises(OutputError) as error:
+        resume(two_epochs, mnist_npz)
+    assert utils.error_message(error.value).startswith('a folder is in the way at ' +
+                                                       os.path.join(grids, '003.png'))
+    assert sorted(os.listdir(grids)) == ['.tmp-003.png', '001.png', '002.png']
+
+
+def test_full_disk_for_tensorboard_is_reported(two_epochs, mnist_npz, monkeypatch):
+    def full(*_args, **_kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, 'events: No space left on device')
+    monkeypatch.setattr(type(tf.summary.create_file_writer(os.path.join(two_epochs, 'tb'))),
+                        'flush', full)
+    with pytest.raises(OutputError) as error:
+        resume(two_epochs, mnist_npz, tensorboard=True)
+    assert utils.error_message(error.value).startswith(
+        'no space left on the device of ' + os.path.join(two_epochs, 'logs', 'tensorboard',
+                                                          'MNIST-False'))
+
+
+# ----------------------------------------------------------------------------- one line
+
+@pytest.mark.parametrize('content,message', [
+    ('[1, 2]', 'holds a JSON list, not the run\'s flags'),
+    ('null', 'holds a JSON NoneType'),
+    ('{"epochs": 3}', 'has no valid seed \\(None\\)'),
+    ('{"seed": "abc"}', "has no valid seed \\('abc'\\)"),
+    ('{"seed": 1.5}', 'has no valid seed \\(1.5\\)'),
+    ('{"seed": 1', 'cannot be read as JSON'),
+    (None, 'cannot be read as JSON \\(Is a directory\\)'),
+])
+def test_damaged_flags_json_is_one_error(two_epochs, mnist_npz, content, message):
+    path = os.path.join(two_epochs, 'models', 'MNIST-False', 'flags.json')
+    os.remove(path)
+    if content is None:
+        os.makedirs(path)
+    else:
+        open(path, 'w').write(content)
+    with pytest.raises(UsageError, match=message + '.*--noresume'):
+        resume(two_epochs, mnist_npz)
+
+
+def test_out_of_memory_names_the_batch(two_epochs, mnist_npz, monkeypatch):
+    def oom(*_args):
+        raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
+    run = trainer.Trainer(small_config(two_epochs, mnist_path=mnist_npz, **RUN))
+    monkeypatch.setattr(trainer, 'make_train_loop', lambda *a: oom)
+    with pytest.raises(UsageError, match='out of memory at --BATCH_SIZE=8 .*--BATCH_SIZE=4; the '
+                       'last good checkpoint, .*ckpt-4, is kept'):
+        run.run()
+
+
+def test_nan_without_a_checkpoint_says_so(mnist_npz, tmp_path):
+    with pytest.raises(UsageError, match='non-finite loss at global step 1 .*no checkpoint was '
+                       'saved yet'):
+        train_in_process(tmp_path, mnist_path=mnist_npz, **dict(RUN, lr=float('nan')))
+
+
+def test_a_second_signal_while_saving_waits_for_the_save():
+    stop = trainer.StopRequest()
+    stop.handle(signal.SIGINT, None)
+    stop.saving = True
+    stop.handle(signal.SIGINT, None)  # no exception: the save completes, then the run stops
+    stop.saving = False
+    with pytest.raises(utils.Interrupted):
+        stop.handle(signal.SIGTERM, None)
+
+
+def test_wrong_files_for_the_tools(tmp_path):
+    png = tmp_path / 'grid.png'
+    Image.new('L', (4, 4)).save(png)
+    with pytest.raises(UsageError, match='grid.png is not a text file'):
+        plot_logs.plot_logs([str(png)], str(tmp_path))
+    with pytest.raises(UsageError, match='is a folder: pass a loss CSV'):
+        plot_logs.plot_logs([str(tmp_path)], str(tmp_path))
+    with pytest.raises(UsageError, match='x.xyz must end in .png, .jpg'):
+        utils.check_output_file(str(tmp_path / 'x.xyz'), ('.png', '.jpg'))
+    with pytest.raises(UsageError, match='is a folder: give a file name'):
+        utils.check_output_file(str(tmp_path))
+    with pytest.raises(UsageError, match='--model .* is a folder'):
+        model.load_generator(str(tmp_path), 1, 32, 100)
+    (tmp_path / 'log.csv').write_text(utils.CSV_HEADER)
+    with pytest.raises(UsageError, match='cannot load .*log.csv'):
+        model.load_generator(str(tmp_path / 'log.csv'), 1, 32, 100)
+    cut = tmp_path / 'generator.keras'
+    cut.write_bytes(b'PK\x03\x04 cut off')
+    with pytest.raises(UsageError, match='is not a whole .keras file'):
+        model.load_generator(str(cut), 1, 32, 100)
+    with pytest.raises(UsageError, match='gives 3 images; precision and recall need at least '
+                       'k \\+ 1 = 4'):
+        metrics.Reference(np.zeros((3, 5)))
+    manifest = tmp_path / 'records'
+    manifest.mkdir()
+    (manifest / 'manifest.json').write_text('[1, 2]')
+    with pytest.raises(UsageError, match='is not a manifest of convert_tfrecord.py'):
+        dataset.read_manifest(str(manifest))
+
+
+def test_bit_flipped_keras_file_is_one_error(two_epochs):
+    path = os.path.join(two_epochs, 'models', 'MNIST-False', 'generator.keras')
+    data = bytearray(open(path, 'rb').read())
+    data[len(data) // 2] ^= 0xFF
+    open(path, 'wb').write(bytes(data))
+    with pytest.raises(UsageError, match='cannot load .*generator.keras|not a whole .keras'):
+        model.load_generator(path, 1, 32, 100)
+
+
+def test_unexpected_errors_are_one_line_with_the_debug_hint():
+    assert utils.error_message(KeyError('x')).startswith('unexpected KeyError')
+    assert 'DCGAN_DEBUG=1' in utils.error_message(OSError(13, 'Permission denied', 'f.txt'))
+    message = utils.error_message(tf.errors.NotFoundError(None, None, '{{function_node x}} gone'))
+    assert message.startswith('NotFoundError: gone')
+
+
+# ----------------------------------------------------------------------------- as a process
+
+@pytest.mark.slow
+def test_out_of_range_flags_are_refused_at_parse_time():
+    bad = ['--BATCH_SIZE=0', '--BATCH_SIZE=-4', '--save_every=0', '--log_every=0',
+           '--noise_dim=0', '--seed=-1', '--seed=4294967296', '--keep_checkpoints=0',
+           '--epochs=0', '--steps_per_epoch=-1', '--steps_per_loop=0', '--eval_every=-1',
+           '--eval_samples=3', '--shuffle_buffer=-5', '--lr=-1', '--lr=nan', '--lr_D=0',
+           '--filters=0', '--ema=1', '--ref_samples=2']
+    code = ('import sys, main; from absl import flags\n'
+            'for arg in sys.argv[1:]:\n'
+            '    try:\n'
+            '        flags.FLAGS(["main.py", arg])\n'
+            '        print("ACCEPTED", arg)\n'
+            '    except flags.Error as e:\n'
+            '        print("REFUSED", arg, str(e).splitlines()[0])\n'
+            '    flags.FLAGS.unparse_flags()\n')
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, '-c', code] + bad, capture_output=True, text=True,
+                         env=script_env(), cwd=ROOT, timeout=120).stdout.splitlines()
+    assert [line.split()[1] for line in out if line.startswith('REFUSED')] == bad, out
+    # as absl prints it: one line, then its hint, exit status 1
+    result = run_script('main.py', ['--BATCH_SIZE=0'], ROOT)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert 'flag --BATCH_SIZE=0: 0 is not a positive integer' in result.stderr
+
+
+@pytest.mark.slow
+def test_full_disk_while_checkpointing_then_resume_is_exact(whole, mnist_npz, tmp_path):
+    # the checkpoint of epoch 2 cannot be written (a file size limit stands in for a full disk);
+    # after "freeing space" the same command resumes, and the run equals an uninterrupted one
+    cwd = str(tmp_path)
+    args = SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--epochs=3',
+                    '--steps_per_epoch=2', '--seed=11', '--LOG_PATH=logs', '--MODEL_PATH=models',
+                    '--PLOT_PATH=plot']
+    assert run_script('main.py', args + ['--epochs=1'], cwd).returncode == 0
+    limit = os.path.join(ROOT, 'tests', 'file_limit.py')
+    result = run_script(limit, ['200000', os.path.join(ROOT, 'main.py')] + args, cwd)
+    line = error_line(result)
+    assert 'while saving checkpoint ckpt-4; the last good checkpoint, ' in line, line
+    assert 'ckpt-2, is kept' in line and 'DCGAN_DEBUG=1' in line
+    assert not glob.glob(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints', '*temp*'))
+    assert sorted(os.listdir(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))) == [
+        'checkpoint', 'ckpt-2.data-00000-of-00001', 'ckpt-2.index']
+    assert run_script('main.py', args, cwd).returncode == 0
+    assert csv_text(cwd) == csv_text(whole)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_start_up_is_one_line(mnist_npz, tmp_path, sig):
+    proc = start_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+                                            '--epochs=1'], str(tmp_path))
+    time.sleep(2.5)  # importing TensorFlow, before training starts
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 128 + sig, err
+    assert 'Traceback' not in err
+    lines = [line for line in err.splitlines() if line.startswith('ERROR: ')]
+    assert len(lines) == 1 and 'stopped by {}'.format(signal.Signals(sig).name) in lines[0], err
+
+
+@pytest.mark.slow
+def test_tool_errors_are_one_line(two_epochs, tmp_path):
+    generator = os.path.join(two_epochs, 'models', 'MNIST-False', 'generator.keras')
+    assert 'must end in .png' in error_line(run_script(
+        'generate.py', ['--model=' + generator, '--out=x.xyz'], str(tmp_path)))
+    assert 'is a folder: give a file name' in error_line(run_script(
+        'evaluate.py', ['--model=' + generator, '--out=' + str(tmp_path)], str(tmp_path)))
+    png = tmp_path / 'p.png'
+    Image.new('L', (4, 4)).save(png)
+    assert 'is not a text file' in error_line(run_script('plot_logs.py', [str(png)],
+                                                         str(tmp_path)))
