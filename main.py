@@ -133,10 +133,16 @@ flags.register_validator('ema', lambda v: 0 <= v < 1, '--ema must be 0 (off) or 
                          'e.g. 0.999')
 
 
+# flags that name files or folders: ~ and $VARS in them are expanded
+PATH_FLAGS = ('DatasetPath', 'TFRecordPath', 'LOG_PATH', 'MODEL_PATH', 'PLOT_PATH', 'mnist_path',
+              'cifar_path', 'feature_model', 'inception_weights', 'inception_graph',
+              'reference_stats', 'stats_dir')
+
+
 def config_from_flags():
     """The run's Config from the parsed flags (same names), with ~ and $VARS in paths expanded."""
     return trainer.Config(**{f.name: utils.expand_path(FLAGS[f.name].value)
-                             if f.name in trainer.PATH_FLAGS else FLAGS[f.name].value
+                             if f.name in PATH_FLAGS else FLAGS[f.name].value
                              for f in dataclasses.fields(trainer.Config)})
 
 

@@ -100,6 +100,11 @@ def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024):
     return keras.Model(inputs_x, output, name='Generator')
 
 
+def rng_variables(models):
+    """The Dropout layers' seed-generator states, which checkpoints do not track by themselves."""
+    return [v for net in models for v in net.non_trainable_variables if 'seed_generator' in v.path]
+
+
 def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None):
     """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it.
 

@@ -3,7 +3,6 @@ checkpoints and the Trainer that calls the hooks (hooks.py) and writes the files
 import contextlib
 import dataclasses
 import math
-import signal
 import shutil
 from typing import Optional
 
@@ -18,16 +17,13 @@ import dataset
 import devices
 import ema as ema_lib
 import hooks as hooks_lib
+from interrupts import StopRequest, Stopped  # noqa: F401 (Stopped: for main.py and tests)
 import model
 import run_files
 import utils
 from utils import UsageError
 
 SHAPE_FLAGS = model.SHAPE_FLAGS
-# flags that name files or folders: main.py expands ~ and $VARS in them
-PATH_FLAGS = ('DatasetPath', 'TFRecordPath', 'LOG_PATH', 'MODEL_PATH', 'PLOT_PATH', 'mnist_path',
-              'cifar_path', 'feature_model', 'inception_weights', 'inception_graph',
-              'reference_stats', 'stats_dir')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,15 +85,7 @@ class Config:
     @property
     def decay_epochs(self):
         """--lr_decay_epochs as a tuple of epochs; () = a constant learning rate."""
-        try:
-            epochs = tuple(int(e) for e in self.lr_decay_epochs.split(',') if e.strip())
-        except ValueError:
-            epochs = (0,)
-        if any(e <= 0 for e in epochs) or list(epochs) != sorted(set(epochs)):
-            raise UsageError('--lr_decay_epochs={} is not a rising list of epochs, e.g. 10,20,25 '
-                             '(the seed\'s), or empty for a constant learning '
-                             'rate.'.format(self.lr_decay_epochs))
-        return epochs
+        return utils.parse_epochs(self.lr_decay_epochs, '--lr_decay_epochs')
 
     @property
     def save_name(self):
@@ -207,48 +195,6 @@ def make_train_loop(train_step, step, step_in_epoch, sums):
     return train_loop
 
 
-def rng_variables(models):
-    """The Dropout layers' seed-generator states, which checkpoints do not track by themselves."""
-    return [v for net in models for v in net.non_trainable_variables if 'seed_generator' in v.path]
-
-
-class Stopped(Exception):
-    """A run stopped by SIGINT/SIGTERM after saving a checkpoint; main.py exits with 128 + signum."""
-
-    def __init__(self, signum, message):
-        super().__init__('{} {}'.format(signal.Signals(signum).name, message))
-        self.signum = signum
-
-
-class StopRequest:
-    """Turns the first SIGINT, SIGTERM or SIGHUP into a request to save and stop after the
-    current step; a second one stops at once, except while a checkpoint is being saved."""
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self):
-        self.signal = None
-        self.saving = False
-        self.previous = {}
-
-    def __enter__(self):
-        for sig in self.SIGNALS:
-            self.previous[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def handle(self, signum, _frame):
-        if self.signal is None:
-            self.signal = signum
-        elif self.saving:
-            logging.warning('%s while saving a checkpoint: stopping as soon as it is complete',
-                            signal.Signals(signum).name)
-        else:
-            raise utils.Interrupted(signum)
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
 class Trainer:
     """The seed's training loop: build, restore or start, train and end epochs, export.
 
@@ -295,12 +241,10 @@ class Trainer:
         self.saved = run_files.saved_run_flags(
             self.files, self.current, SHAPE_FLAGS,
             {k: getattr(Config, k) for k in SHAPE_FLAGS}) if c.resume else None
-        seed = c.seed
-        if seed is None:
-            seed = self.saved['seed'] if self.saved else int(np.random.default_rng().integers(
-                0, 2 ** 31 - 1))
-        self.seed = self.current['seed'] = seed
-        keras.utils.set_random_seed(seed)
+        seed = c.seed if c.seed is not None else (self.saved or {}).get('seed')
+        self.seed = self.current['seed'] = int(np.random.default_rng().integers(
+            0, 2 ** 31 - 1)) if seed is None else seed
+        keras.utils.set_random_seed(self.seed)
         for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
             utils.check_writable(folder)
         self.load_data()
@@ -356,7 +300,7 @@ class Trainer:
             self.files.checkpoints, c.keep_checkpoints, self.chief, generator=self.Generator,
             discriminator=self.Discriminator, G_opt=self.G_opt, D_opt=self.D_opt,
             fixed_noise=self.NOISE, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-            metric_sums=self.sums, global_step=self.step, rng=rng_variables(models), **extra)
+            metric_sums=self.sums, global_step=self.step, rng=model.rng_variables(models), **extra)
         self.history, self.best_fid = self.checkpoint.history, self.checkpoint.best_fid
 
     def restore_or_start(self):

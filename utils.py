@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import interrupts
+
 CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
 CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
 # the eval CSV of --eval_every (evaluate.py's metrics)
@@ -67,19 +69,6 @@ def short_text(error, limit=160):
     return ' '.join(text.split())[:limit] or type(error).__name__
 
 
-class Interrupted(BaseException):
-    """SIGTERM or SIGHUP (or a second SIGINT) that ends the process before a checkpoint."""
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def raise_interrupted(signum, _frame):
-    """A signal handler that ends the run at once through the error boundary."""
-    raise Interrupted(signum)
-
-
 def fail(message, status=1):
     """Print an error in one line and exit with status (for entry points)."""
     print('ERROR: {}'.format(message), file=sys.stderr, flush=True)
@@ -94,14 +83,14 @@ def entry_point(main):
     def bounded(argv):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt, caught below
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, raise_interrupted)
+            signal.signal(sig, interrupts.raise_interrupted)
         try:
             return main(argv)
         except Exception as e:
             if os.environ.get(DEBUG_ENV) == '1':
                 raise
             fail(error_message(e))
-        except (KeyboardInterrupt, Interrupted) as e:
+        except (KeyboardInterrupt, interrupts.Interrupted) as e:
             signum = getattr(e, 'signum', signal.SIGINT)
             fail('stopped by {} before the current step was saved: the last complete checkpoint '
                  'and records are kept; run the same command again to continue from '
@@ -208,6 +197,18 @@ def generator_loss(fake_output, global_batch_size):
     """The seed's G loss, BCE(1, D(G(z))), averaged over the global batch."""
     per_example = cross_entropy(tf.ones_like(fake_output), fake_output)
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def parse_epochs(text, flag):
+    """'10,20,25' -> (10, 20, 25); '' -> (); UsageError unless a rising list of epochs."""
+    try:
+        epochs = tuple(int(e) for e in text.split(',') if e.strip())
+    except ValueError:
+        epochs = (0,)
+    if any(e <= 0 for e in epochs) or list(epochs) != sorted(set(epochs)):
+        raise UsageError('{}={} is not a rising list of epochs, e.g. 10,20,25 (the seed\'s), or '
+                         'empty for a constant learning rate.'.format(flag, text))
+    return epochs
 
 
 def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):

@@ -15,6 +15,7 @@ from PIL import Image
 
 import dataset
 import hooks
+import interrupts
 import metrics
 import model
 import plot_logs
@@ -274,7 +275,7 @@ def test_a_second_signal_while_saving_waits_for_the_save():
     stop.saving = True
     stop.handle(signal.SIGINT, None)  # no exception: the save completes, then the run stops
     stop.saving = False
-    with pytest.raises(utils.Interrupted):
+    with pytest.raises(interrupts.Interrupted):
         stop.handle(signal.SIGTERM, None)
 
 
