@@ -11,6 +11,7 @@ from absl import logging
 
 import records
 from records import CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, record_pattern
+import utils
 from utils import UsageError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -21,6 +22,9 @@ IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 # the seed's placeholder for --TFRecordPath: nothing was converted yet
 PLACEHOLDER_RECORDS = 'TFRecordFilePath'
+# the README's quick start: real digits, no download, a few minutes on a laptop's CPU
+QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',
+               '--BATCH_SIZE=32', '--epochs=20', '--standing_stats')
 
 
 def channels(image_type):
@@ -156,22 +160,47 @@ def load_cifar10(path, size):
 
 # ----------------------------------------------------------------------------- CelebA
 
+PICTURE_TYPES = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff')
+
+
+def count_pictures(folder, limit=100000):
+    """How many files under folder (the first limit looked at) are named like pictures."""
+    count, seen = 0, 0
+    for _, _, names in os.walk(folder):
+        for name in names:
+            seen += 1
+            count += name.lower().endswith(PICTURE_TYPES)
+        if seen >= limit:
+            break
+    return count
+
+
 def partition_files(tfrecord_dir, partition):
     """Record files of one partition: shards CelebA_{p}.tfrecord-*-of-* or one CelebA_{p}.tfrecord."""
+    convert = utils.command('convert_tfrecord.py')
     if not os.path.isdir(tfrecord_dir):
-        raise UsageError('--TFRecordPath {} does not exist: convert CelebA first with python '
-                         'convert_tfrecord.py --DatasetPath=... --TFRecordPath={}'.format(
-                             tfrecord_dir, tfrecord_dir))
+        raise UsageError('--TFRecordPath {} does not exist: convert your images into it first: {} '
+                         '--DatasetPath=<the CelebA folder, or a folder of pictures> '
+                         '--TFRecordPath={}'.format(tfrecord_dir, convert, tfrecord_dir))
     parts = PARTITIONS if partition == 'all' else (partition,)
     files = []
     for part in parts:
         found = sorted(glob.glob(record_pattern(tfrecord_dir, part)))
-        if not found:
-            raise UsageError('{} holds no records for partition {} (CelebA_{}.tfrecord*): run '
-                             'python convert_tfrecord.py --Partition={} --TFRecordPath={}'.format(
-                                 tfrecord_dir, part, part, part if partition != 'all' else 'all',
-                                 tfrecord_dir))
-        files += found
+        if found:
+            files += found
+            continue
+        pictures = count_pictures(tfrecord_dir)
+        if pictures:
+            name = os.path.basename(os.path.normpath(tfrecord_dir))
+            raise UsageError('{} holds {} pictures, not records: convert them first with {} '
+                             '--DatasetPath={} --TFRecordPath=records/{}, then train with '
+                             '--ImageType=folder --TFRecordPath=records/{}'.format(
+                                 tfrecord_dir, pictures, convert, tfrecord_dir, name, name))
+        raise UsageError('{} holds no records for partition {} (CelebA_{}.tfrecord*): convert '
+                         'into it with {} --DatasetPath=<the CelebA folder> --Partition={} '
+                         '--TFRecordPath={}'.format(tfrecord_dir, part, part, convert,
+                                                    part if partition != 'all' else 'all',
+                                                    tfrecord_dir))
     return files
 
 
@@ -381,11 +410,11 @@ class DataSource:
     def load_records(self, uint8):
         """load() of converted CelebA or folder records."""
         if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
-            raise UsageError('no CelebA records given: convert CelebA first (python '
-                             'convert_tfrecord.py --DatasetPath=... --TFRecordPath=records) and '
-                             'pass --TFRecordPath=records, or start with the quick start, which '
-                             'needs no download: python main.py --ImageType=digits '
-                             '--DisInSize=32 --BATCH_SIZE=64 --epochs=15')
+            raise UsageError('no records given: convert CelebA or a folder of pictures first ({} '
+                             '--DatasetPath=... --TFRecordPath=records/NAME) and pass '
+                             '--TFRecordPath=records/NAME, or start with the quick start, which '
+                             'needs no download: {}'.format(utils.command('convert_tfrecord.py'),
+                                                            utils.command(*QUICK_START)))
         partition = 'train' if self.image_type == FOLDER else self.partition
         logging.info('Reading %s %s records from %s', self.image_type, partition,
                      self.tfrecord_dir)

@@ -1,6 +1,7 @@
 """Sample a trained generator without the dataset: grids, latent walks and latent arithmetic."""
 import dataclasses
 import os
+import textwrap
 
 import interrupts  # noqa: E402
 
@@ -44,14 +45,19 @@ flags.DEFINE_boolean('save_latents', False, 'also write the latents drawn to {ou
 
 
 def show_grid(images, rows, cols, path, title, labels=None):
-    """Save uint8 images [rows*cols, H, W, C] as a titled PNG grid, optionally labelling each tile."""
+    """Save uint8 images [rows*cols, H, W, C] as a titled picture grid, optionally labelling each
+    tile; the title is wrapped to the grid's width."""
     plt = utils.pyplot()
     images = np.asarray(images)
     grid = utils.make_grid(images, rows, cols)
     h, w = images.shape[1:3]
     scale = max(1.0, 96.0 / max(h, w))  # tiles at least ~1 inch at 96 dpi
-    fig = plt.figure(figsize=(grid.shape[1] * scale / 96, grid.shape[0] * scale / 96 + 0.5), dpi=96)
-    ax = fig.add_axes([0, 0, 1, grid.shape[0] * scale / 96 / fig.get_figheight()])
+    width, height = grid.shape[1] * scale / 96, grid.shape[0] * scale / 96
+    # about 11-point characters of 0.09 inch: as many as fit on a line, at least 30
+    lines = textwrap.wrap(title, max(30, int(width / 0.09)))
+    top = 0.2 + 0.2 * len(lines)
+    fig = plt.figure(figsize=(max(width, 3.0), height + top), dpi=96)
+    ax = fig.add_axes([0, 0, 1, height / (height + top)])
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap='gray', vmin=0, vmax=255,
               interpolation='nearest')
     ax.axis('off')
@@ -59,7 +65,8 @@ def show_grid(images, rows, cols, path, title, labels=None):
         r, c = divmod(i, cols)
         ax.text(2 + c * (w + 2) + 1, 2 + r * (h + 2) + 1, label, color='yellow', fontsize=8,
                 va='top', ha='left', bbox=dict(facecolor='black', alpha=0.5, pad=1, linewidth=0))
-    fig.suptitle(title, fontsize=11, y=1 - 0.1 / fig.get_figheight())
+    fig.text(0.5, 1 - 0.1 / (height + top), '\n'.join(lines), fontsize=11, ha='center',
+             va='top')
     with utils.saving('the picture', path) as tmp:
         fig.savefig(tmp, format=os.path.splitext(path)[1][1:].lower().replace('jpg', 'jpeg'))
     plt.close(fig)

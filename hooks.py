@@ -3,6 +3,7 @@ log, sample grids, TensorBoard, evaluation, weight files and the epoch summary."
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
@@ -132,6 +133,21 @@ class SampleGrids(Hook):
                 self.writer.flush()
 
 
+class RealGrid(Hook):
+    """A 4x4 grid of real training images as the networks see them (crop, size, colour), at the
+    start of a run, to check the data against."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def on_train_begin(self, run):
+        images = next(iter(run.source_images.batch(16))).numpy()
+        if len(images) < 16:  # fewer images than tiles: repeat them
+            images = np.resize(images, (16,) + images.shape[1:])
+        utils.write_png(self.files.real_grid, utils.viewable(utils.make_grid(
+            utils.to_uint8(images), 4, 4)), 'the grid of real images')
+
+
 class TensorBoardScalars(Hook):
     """The running metrics, learning rate and images/s every log_every steps; the events are
     flushed at the end, so that a full disk is reported, not lost."""
@@ -256,7 +272,7 @@ class EpochSummary(Hook):
 def default_hooks(config, files):
     """The seed's side effects and this tool's additions, as config asks, in the seed's order."""
     writer = tf.summary.create_file_writer(files.tensorboard) if config.tensorboard else None
-    hooks = [ProgressBar(), CsvLogger(files.loss_csv), SampleGrids(files, writer)]
+    hooks = [ProgressBar(), CsvLogger(files.loss_csv), RealGrid(files), SampleGrids(files, writer)]
     if writer:
         hooks.append(TensorBoardScalars(writer, config.log_every, files.tensorboard))
     if config.eval_every:

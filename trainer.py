@@ -237,7 +237,8 @@ class Trainer:
         if c.BATCH_SIZE % replicas:
             raise UsageError('--BATCH_SIZE={} does not split over {} replicas: use a multiple of '
                              '{}.'.format(c.BATCH_SIZE, replicas, replicas))
-        self.current = dataclasses.asdict(c)
+        # the run's flags as it uses them: --bbox is reported False where it is ignored
+        self.current = dict(dataclasses.asdict(c), bbox=c.source.crop_bbox)
         self.saved = run_files.saved_run_flags(
             self.files, self.current, SHAPE_FLAGS,
             {k: getattr(Config, k) for k in SHAPE_FLAGS}) if c.resume else None
@@ -263,6 +264,11 @@ class Trainer:
             raise UsageError('{} images make no full batch of --BATCH_SIZE={} (--jit drops partial '
                              'batches): use a smaller batch.'.format(self.n_images, c.BATCH_SIZE))
         self.steps_per_epoch = min(c.steps_per_epoch or full_epoch, full_epoch)
+        if c.BATCH_SIZE > self.n_images or c.steps_per_epoch > full_epoch:
+            logging.warning('%d images make %d batches of --BATCH_SIZE=%d: an epoch is %d steps%s',
+                            self.n_images, full_epoch, c.BATCH_SIZE, self.steps_per_epoch,
+                            ', not --steps_per_epoch={}'.format(c.steps_per_epoch)
+                            if c.steps_per_epoch > full_epoch else ' of all the images')
         if c.cache:
             if self.steps_per_epoch < full_epoch:
                 raise UsageError('--cache needs whole epochs: with --steps_per_epoch={} of {} '
@@ -310,8 +316,9 @@ class Trainer:
         if latest:
             if int(self.step) == 0:  # a checkpoint from before the global step was kept
                 self.step.assign(self.G_opt.iterations)
-            logging.info('Resuming from %s: epoch %d, step %d of it, global step %d', latest,
-                         int(self.epoch), int(self.step_in_epoch), int(self.step))
+            logging.info('Resuming from %s: epoch %d of %d, after step %d of %d (global step %d)',
+                         latest, int(self.epoch) + 1, c.epochs, int(self.step_in_epoch),
+                         self.steps_per_epoch, int(self.step))
             for line in run_files.flag_differences(self.saved or {}, self.current):
                 logging.warning('flag changed since the checkpoint: %s', line)
         elif c.export_only:
@@ -459,10 +466,10 @@ class Trainer:
             finally:
                 self.call_hooks('on_train_end')
         if self.chief:
-            logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: '
-                         'python plot_logs.py %s --gif; sample with: python generate.py --model=%s',
-                         self.files.loss_csv, self.files.plot_dir, path, self.files.loss_csv,
-                         path)
+            logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: %s; '
+                         'sample with: %s', self.files.loss_csv, self.files.plot_dir, path,
+                         utils.command('plot_logs.py', self.files.loss_csv, '--gif'),
+                         utils.command('generate.py', '--model=' + path))
         if self.train_step is not None:
             logging.info('train_step was traced %d time(s)',
                          self.train_step.experimental_get_tracing_count())

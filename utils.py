@@ -153,6 +153,21 @@ def saving(what, path):
         raise
 
 
+def command(script, *args):
+    """A command line running one of this project's scripts as the user would type it here: this
+    process's interpreter (.venv/bin/python in a fresh clone) and the script's path, both
+    relative to the current folder when below it."""
+    root = os.path.dirname(os.path.abspath(__file__))
+
+    def typed(path):
+        relative = os.path.relpath(path)
+        return relative if not relative.startswith('..') else path
+
+    python = typed(sys.executable) if os.path.abspath(sys.executable).startswith(
+        os.getcwd()) else 'python'
+    return ' '.join((python, typed(os.path.join(root, script))) + args)
+
+
 def expand_path(path):
     """A path flag's value with ~ and $VARS expanded (the shell leaves them in --flag=~/x)."""
     return os.path.expandvars(os.path.expanduser(path)) if path else path
@@ -247,6 +262,17 @@ def make_grid(images, rows, cols, pad=2, pad_value=255):
     return grid
 
 
+# the long side, in pixels, that a written grid is at least (nearest-neighbour upscaling)
+VIEW_SIDE = 256
+
+
+def viewable(image, side=VIEW_SIDE):
+    """A uint8 [H, W, C] image enlarged by the whole factor that makes its long side at least
+    side pixels (each pixel a square block: nothing blurred or invented)."""
+    factor = max(1, -(-side // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def write_png(path, image, what='a picture'):
     """Write a uint8 [H, W, 1 or 3] array as a grayscale or RGB PNG, completely or not at all."""
     with saving(what, path) as tmp:
@@ -255,9 +281,9 @@ def write_png(path, image, what='a picture'):
 
 def generate_and_save_images(predictions, epoch, files):
     """Save the 16 fixed-noise samples of a 1-based epoch as a 4x4 grid at files.grid(epoch)
-    (files: a run_files.RunFiles); returns the grid."""
+    (files: a run_files.RunFiles), enlarged to be seen (viewable); returns the exact grid."""
     grid = make_grid(to_uint8(predictions), 4, 4)
-    write_png(files.grid(epoch), grid, 'the sample grid of epoch {}'.format(epoch))
+    write_png(files.grid(epoch), viewable(grid), 'the sample grid of epoch {}'.format(epoch))
     return grid
 
 

@@ -84,7 +84,7 @@ def test_training_on_a_folder_uses_its_name(folder_records, tmp_path, caplog):
     table = utils.read_loss_csv(str(tmp_path / 'logs' / 'my_images-False-loss.csv'))
     assert list(table['epoch']) == [0]
     with Image.open(tmp_path / 'plot' / 'my_images-False' / '001.png') as img:
-        assert img.mode == 'RGB' and img.size == (138, 138)
+        assert img.mode == 'RGB' and img.size == (276, 276)  # 138 px grids enlarged 2x
     images = np.stack(list(dataset.load_folder(out, 32).as_numpy_iterator()))
     assert images.shape == (10, 32, 32, 3) and images.min() >= -1 and images.max() <= 1
 

@@ -76,12 +76,12 @@ def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
 
     result = run_script('main.py', mnist_args(mnist_npz), cwd)
     assert result.returncode == 0, result.stderr
-    assert 'Resuming from' in result.stderr and 'epoch 1, step {} of it, global step {}'.format(
+    assert 'Resuming from' in result.stderr and 'epoch 2 of 3, after step {} of 6 (global step {})'.format(
         stopped.group(1), 6 + int(stopped.group(1))) in result.stderr
     # nothing lost or duplicated, and the numbers are those of the uninterrupted run
     assert csv_text(cwd) == csv_text(reference)
     assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
-        ['001.png', '002.png', '003.png']
+        ['001.png', '002.png', '003.png', 'real.png']
     ckpt = checkpoint(cwd)
     np.testing.assert_array_equal(ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE'),
                                   noise_before)
@@ -101,6 +101,6 @@ def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     result = run_script('main.py', mnist_args(mnist_npz), cwd)
     assert result.returncode == 0, result.stderr
-    assert 'epoch 1, step 0 of it, global step 6' in result.stderr
+    assert 'epoch 2 of 3, after step 0 of 6 (global step 6)' in result.stderr
     assert csv_text(cwd) == csv_text(reference)
-    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3
+    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 4  # and real.png

@@ -24,7 +24,7 @@ def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):
     assert len(table['epoch']) == epochs
     assert all(np.all(np.isfinite(table[c])) for c in utils.CSV_COLUMNS[1:])
     with Image.open(os.path.join(folder, 'plot', 'MNIST-False', '{:03d}.png'.format(epochs))) as img:
-        assert img.size == (138, 138) and img.mode == 'L'
+        assert img.size == (276, 276) and img.mode == 'L'
     return run, tf.train.load_checkpoint(os.path.join(folder, 'models', 'MNIST-False',
                                                       'checkpoints'))
 

@@ -42,7 +42,7 @@ def test_plot_logs_single_run_and_gif(trained, tmp_path):
     assert png(written[0]) == png(written[1]) == (900, 500)
     with Image.open(written[2]) as gif:
         assert gif.format == 'GIF' and gif.n_frames == 3
-        assert gif.size == (276, 276 + 24)  # 138-pixel grids doubled, plus the label band
+        assert gif.size == (276, 276 + 24)  # 138-pixel grids, enlarged 2x, plus the label band
 
 
 def test_plot_logs_overlays_runs(trained, tmp_path):

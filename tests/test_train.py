@@ -47,10 +47,13 @@ def test_csv_log(mnist_run):
 def test_sample_grids_and_weights(mnist_run):
     cwd, run = mnist_run
     grids = sorted(glob.glob(os.path.join(cwd, 'plot', 'MNIST-False', '*.png')))
-    assert [os.path.basename(g) for g in grids] == ['001.png', '002.png']
+    assert [os.path.basename(g) for g in grids] == ['001.png', '002.png', 'real.png']
+    grids = grids[:2]
     with Image.open(grids[-1]) as img:
-        assert img.mode == 'L' and img.size == (4 * 32 + 5 * 2, 4 * 32 + 5 * 2)
-        last = np.asarray(img)
+        # 4 tiles of 32 px with 2 px gaps, enlarged 2x to be seen; every 2x2 block is one pixel
+        assert img.mode == 'L' and img.size == (2 * (4 * 32 + 5 * 2),) * 2
+        last = np.asarray(img)[::2, ::2]
+        assert np.array_equal(np.asarray(img), utils.viewable(last[..., None])[..., 0])
     model_dir = os.path.join(cwd, 'models', 'MNIST-False')
     # .weights.h5 files reload into fresh models and give the exported generator's outputs
     G = model.Gen_Net(1, 100, 32, filters=128)
@@ -67,6 +70,17 @@ def test_sample_grids_and_weights(mnist_run):
     want = utils.make_grid(utils.to_uint8(G(fixed, training=False)), 4, 4)[..., 0]
     assert np.abs(last.astype(int) - want).max() <= 1
     assert run.train_step.experimental_get_tracing_count() == 1
+
+
+def test_real_grid_shows_the_training_images_as_the_networks_see_them(mnist_run, mnist_npz):
+    cwd, _ = mnist_run
+    with Image.open(os.path.join(cwd, 'plot', 'MNIST-False', 'real.png')) as img:
+        assert img.mode == 'L' and img.size == (276, 276)
+        real = np.asarray(img)
+    import dataset
+    first = np.stack(list(dataset.load_mnist(mnist_npz, 32).take(16).as_numpy_iterator()))
+    want = utils.viewable(utils.make_grid(utils.to_uint8(first), 4, 4))[..., 0]
+    np.testing.assert_array_equal(real, want)
 
 
 def test_tensorboard_scalars_and_images(mnist_run):
@@ -117,7 +131,7 @@ def test_digits_need_no_download(tmp_path):
     table = utils.read_loss_csv(str(tmp_path / 'logs' / 'digits-False-loss.csv'))
     assert list(table['epoch']) == [0] and 0 < table['Real_P'][0] < 1
     with Image.open(tmp_path / 'plot' / 'digits-False' / '001.png') as img:
-        assert img.mode == 'L' and img.size == (138, 138)
+        assert img.mode == 'L' and img.size == (276, 276)
         grid = np.asarray(img)
     assert grid.std() > 0  # generated samples, not a blank tile
     assert (tmp_path / 'models' / 'digits-False' / 'generator.keras').exists()
@@ -130,7 +144,7 @@ def test_celeba_bbox_run_on_all_partitions(records, tmp_path):
     assert (run.n_images, run.steps_per_epoch) == (36, 5)
     assert run.train_step.experimental_get_tracing_count() == 1
     with Image.open(tmp_path / 'plot' / 'img_celeba-True' / '001.png') as img:
-        assert img.mode == 'RGB' and img.size == (138, 138)
+        assert img.mode == 'RGB' and img.size == (276, 276)
     assert (tmp_path / 'logs' / 'img_celeba-True-loss.csv').read_text().count('\n') == 2
     assert (tmp_path / 'models' / 'img_celeba-True' / 'Generator.weights.h5').exists()
 
@@ -148,7 +162,7 @@ def bad_config(tmp_path, match, **changes):
 
 
 def test_missing_tfrecord_path(tmp_path):
-    bad_config(tmp_path, '--TFRecordPath nowhere does not exist: convert CelebA first',
+    bad_config(tmp_path, '--TFRecordPath nowhere does not exist: convert your images into it',
                ImageType='img_align_celeba', TFRecordPath='nowhere')
 
 
@@ -214,7 +228,7 @@ def bad_run(tmp_path, args, env=None):
 @pytest.mark.slow
 def test_no_flags_says_what_to_do(tmp_path):
     line = error_line(run_script('main.py', [], str(tmp_path)))
-    assert 'no CelebA records given: convert CelebA first' in line
+    assert 'no records given: convert CelebA or a folder of pictures first' in line
     assert '--ImageType=digits' in line
 
 

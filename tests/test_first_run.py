@@ -1,0 +1,70 @@
+"""What a newcomer meets first: messages that give the next command, grids to look at, paths with
+~ and $VARS, and README and docs commands that exist."""
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import model
+from helpers import ROOT, script_env, small_config, train_in_process
+import trainer
+from utils import UsageError
+
+
+def test_a_folder_of_pictures_given_as_records_names_the_conversion(tmp_path):
+    folder = tmp_path / 'my_images'
+    folder.mkdir()
+    for i in range(3):
+        Image.new('RGB', (8, 8)).save(folder / '{}.jpg'.format(i))
+    with pytest.raises(UsageError, match=r'my_images holds 3 pictures, not records: convert them '
+                       r'first with \S*python\S* \S*convert_tfrecord.py --DatasetPath=\S*my_images '
+                       r'--TFRecordPath=records/my_images, then train with --ImageType=folder '
+                       r'--TFRecordPath=records/my_images'):
+        train_in_process(tmp_path, ImageType='folder', TFRecordPath=str(folder), epochs=1)
+
+
+def test_capped_steps_per_epoch_is_one_warning(tmp_path, caplog):
+    run = trainer.Trainer(small_config(tmp_path, ImageType='digits', BATCH_SIZE=128,
+                                       steps_per_epoch=40))
+    run.build()
+    assert run.steps_per_epoch == 15
+    assert '1797 images make 15 batches of --BATCH_SIZE=128: an epoch is 15 steps, not ' \
+        '--steps_per_epoch=40' in caplog.text
+
+
+def test_flags_json_reports_bbox_false_where_it_is_ignored(tmp_path):
+    train_in_process(tmp_path, ImageType='digits', epochs=1, steps_per_epoch=1, bbox=True)
+    saved = json.load(open(tmp_path / 'models' / 'digits-False' / 'flags.json'))
+    assert saved['bbox'] is False
+
+
+def test_weights_file_takes_its_shape_from_flags_json(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger='absl')
+    train_in_process(tmp_path, ImageType='digits', epochs=1, steps_per_epoch=1, seed=2)
+    folder = tmp_path / 'models' / 'digits-False'
+    # none of the shape flags given: the run's 32 px, 1 channel, --filters=128 come from flags.json
+    generator = model.load_generator(str(folder / 'Generator.weights.h5'), 3, 64, 100, 1024,
+                                     given=[])
+    assert generator.output_shape == (None, 32, 32, 1)
+    assert 'from {}'.format(folder / 'flags.json') in caplog.text and '--filters=128' in caplog.text
+    exported = model.load_generator(str(folder / 'generator.keras'), 1, 32, 100)
+    z = np.random.default_rng(0).normal(size=(2, 100)).astype(np.float32)
+    np.testing.assert_allclose(generator(z, training=False), exported(z, training=False),
+                               atol=1e-6)
+
+
+@pytest.mark.slow
+def test_paths_expand_home_and_variables():
+    code = ('import main; from absl import flags; '
+            'flags.FLAGS(["main.py", "--LOG_PATH=~/logs", "--mnist_path=$DCGAN_DATA/m.npz"]); '
+            'c = main.config_from_flags(); print(c.LOG_PATH, c.mnist_path)')
+    env = dict(script_env(), HOME='/home/someone', DCGAN_DATA='/data/digits')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=120)
+    assert result.stdout.split() == ['/home/someone/logs', '/data/digits/m.npz'], result.stderr
