@@ -370,6 +370,14 @@ class DataSource:
     tfrecord_dir: str = PLACEHOLDER_RECORDS
     array_path: str = ''  # MNIST's or CIFAR-10's file; empty = Keras' download
 
+    @classmethod
+    def of(cls, flags):
+        """The source named by the data flags of main.py or evaluate.py (a config with the flags'
+        names: ImageType, DisInSize, Partition, bbox, TFRecordPath, mnist_path, cifar_path)."""
+        return cls(flags.ImageType, flags.DisInSize, flags.Partition, flags.bbox,
+                   flags.TFRecordPath, {'MNIST': flags.mnist_path,
+                                        'cifar10': flags.cifar_path}.get(flags.ImageType, ''))
+
     @property
     def crop_bbox(self):
         return crops_bbox(self.image_type, self.bbox)
@@ -429,6 +437,14 @@ class DataSource:
                                 'upscaled', smaller, entry['records'], self.tfrecord_dir,
                                 self.size)
         return images, celeba_size(self.tfrecord_dir, partition)
+
+    def read_error(self, error):
+        """The UsageError for a training image that cannot be read (a damaged record)."""
+        where = self.array_path or self.tfrecord_dir
+        return UsageError('cannot read a training image from {} ({}): run {} --verify '
+                          '--TFRecordPath={} and reconvert what it reports.'.format(
+                              where, utils.short_text(error, 200),
+                              utils.command('convert_tfrecord.py'), where))
 
     def identity(self):
         """A string naming the images and when their files were made: it changes when they do."""

@@ -102,9 +102,7 @@ class EvalConfig:
     @property
     def source(self):
         """The real images compared with."""
-        return dataset.DataSource(
-            self.ImageType, self.DisInSize, self.Partition, self.bbox, self.TFRecordPath,
-            {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, ''))
+        return dataset.DataSource.of(self)
 
 
 def evaluate_generator(generator, config):

@@ -141,7 +141,10 @@ class RealGrid(Hook):
         self.files = files
 
     def on_train_begin(self, run):
-        images = next(iter(run.source_images.batch(16))).numpy()
+        try:
+            images = next(iter(run.source_images.batch(16))).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            raise run.config.source.read_error(e)
         if len(images) < 16:  # fewer images than tiles: repeat them
             images = np.resize(images, (16,) + images.shape[1:])
         utils.write_png(self.files.real_grid, utils.viewable(utils.make_grid(

@@ -78,9 +78,7 @@ class Config:
     @property
     def source(self):
         """The real images this run trains on."""
-        return dataset.DataSource(
-            self.ImageType, self.DisInSize, self.Partition, self.bbox, self.TFRecordPath,
-            {'MNIST': self.mnist_path, 'cifar10': self.cifar_path}.get(self.ImageType, ''))
+        return dataset.DataSource.of(self)
 
     @property
     def decay_epochs(self):
@@ -373,16 +371,13 @@ class Trainer:
                                               self.sums)
         self.epoch_lr = float(self.G_opt.learning_rate)  # boundaries fall between epochs
         self.call_hooks('on_epoch_begin', epoch)
-        iterator, source = iter(batches), c.source.array_path or c.TFRecordPath
+        iterator = iter(batches)
         while int(self.step_in_epoch) < self.steps_per_epoch and self.stop.signal is None:
             k = min(c.steps_per_loop, self.steps_per_epoch - int(self.step_in_epoch))
             try:
                 values, first_bad = self.train_loop(iterator, tf.constant(k, tf.int64))
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-                raise UsageError('cannot read a training image from {} ({}): run python '
-                                 'convert_tfrecord.py --verify --TFRecordPath={} and reconvert '
-                                 'what it reports.'.format(source, e.message.splitlines()[0][:200],
-                                                           source))
+                raise c.source.read_error(e)
             except tf.errors.ResourceExhaustedError as e:
                 raise UsageError('out of memory at --BATCH_SIZE={} ({}): use a smaller batch, '
                                  'e.g. --BATCH_SIZE={}; {}.'.format(

@@ -83,7 +83,7 @@ def test_decode_celeba_crop_matches_pixels_inside_box():
 
 
 def test_missing_records_folder(tmp_path):
-    with pytest.raises(UsageError, match='does not exist: convert CelebA first'):
+    with pytest.raises(UsageError, match='does not exist: convert your images into it first'):
         dataset.load_celeba(str(tmp_path / 'none'), 'train', 'img_align_celeba', False, 32)
     with pytest.raises(UsageError, match='holds no records for partition val'):
         dataset.load_celeba(str(tmp_path), 'val', 'img_align_celeba', False, 32)

@@ -216,7 +216,7 @@ def test_failed_grid_write_keeps_the_files_as_they_were(two_epochs, mnist_npz, m
         resume(two_epochs, mnist_npz)
     assert utils.error_message(error.value).startswith('a folder is in the way at ' +
                                                        os.path.join(grids, '003.png'))
-    assert sorted(os.listdir(grids)) == ['.tmp-003.png', '001.png', '002.png']
+    assert sorted(os.listdir(grids)) == ['.tmp-003.png', '001.png', '002.png', 'real.png']
 
 
 def test_full_disk_for_tensorboard_is_reported(two_epochs, mnist_npz, monkeypatch):

@@ -68,3 +68,61 @@ def test_paths_expand_home_and_variables():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             env=env, cwd=ROOT, timeout=120)
     assert result.stdout.split() == ['/home/someone/logs', '/data/digits/m.npz'], result.stderr
+
+
+# ----------------------------------------------------------------------------- the docs
+
+ABSL_FLAGS = {'help', 'helpshort', 'helpfull', 'helpxml', 'verbosity', 'v', 'logtostderr',
+              'alsologtostderr', 'log_dir', 'flagfile', 'undefok'}
+
+
+def defined_flags(script):
+    """The flags a script defines, and those of the entry points it imports (convert_tfrecord's
+    for tools/bench_convert)."""
+    source = open(os.path.join(ROOT, script)).read()
+    names = set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
+    for module in re.findall(r'^import (\w+)', source, re.M):
+        path = os.path.join(ROOT, module + '.py')
+        if os.path.isfile(path) and 'DEFINE_' in open(path).read():
+            names |= defined_flags(module + '.py')
+    return names
+
+
+def doc_commands():
+    """(file, command) of every python command in the fenced shell blocks of README and docs/."""
+    pages = ['README.md'] + sorted('docs/' + p for p in os.listdir(os.path.join(ROOT, 'docs'))
+                                   if p.endswith('.md'))
+    found = []
+    for page in pages:
+        text = open(os.path.join(ROOT, page)).read()
+        for block in re.findall(r'```(?:sh|bash)\n(.*?)```', text, re.S):
+            for line in block.replace('\\\n', ' ').splitlines():
+                line = re.sub(r'\s#.*$', '', line).strip()
+                for part in re.split(r'&&|;|\|', line):
+                    words = part.split()
+                    while words and '=' in words[0] and not words[0].startswith('-'):
+                        words = words[1:]  # VAR=value before the command
+                    if words and words[0].endswith(('python', 'python3')) and words[1:]:
+                        found.append((page, words))
+    return found
+
+
+def test_every_documented_command_names_a_real_script_and_real_flags():
+    commands = doc_commands()
+    assert len(commands) > 30
+    for page, words in commands:
+        if words[1] == '-m':
+            if words[2] in ('venv', 'pytest', 'pip'):
+                continue
+            script = words[2].replace('.', '/') + '.py'
+            args = words[3:]
+        else:
+            script, args = words[1], words[2:]
+        assert words[0] in ('python3', '.venv/bin/python'), (page, ' '.join(words))
+        assert os.path.isfile(os.path.join(ROOT, script)), (page, ' '.join(words))
+        known = defined_flags(script) | ABSL_FLAGS
+        for arg in args:
+            if arg.startswith('--'):
+                name = arg[2:].split('=', 1)[0]
+                assert name in known or (name.startswith('no') and name[2:] in known), \
+                    (page, ' '.join(words), name)
