@@ -29,10 +29,10 @@ flags.DEFINE_list('modes', [], 'train_step modes to time, from fp32, bf16, fp16,
                   'jit_fp16; default: all on a GPU, all but fp16 on a CPU (its fp16 kernels are '
                   'very slow without XLA)')
 flags.DEFINE_integer('batch', 64, 'batch size of the timed steps and pipelines (default 64)')
-flags.DEFINE_integer('size', 64, 'image side, the seed\'s DisInSize (default 64)')
+flags.DEFINE_integer('size', 64, 'image side, the original\'s DisInSize (default 64)')
 flags.DEFINE_integer('steps', 6, 'timed train steps per mode, after the warm-up (default 6)')
 flags.DEFINE_integer('warmup', 2, 'untimed steps per mode: tracing and XLA compilation (default 2)')
-flags.DEFINE_integer('pipeline_batches', 200, 'timed batches per pipeline: ten times the seed\'s '
+flags.DEFINE_integer('pipeline_batches', 200, 'timed batches per pipeline: ten times the original\'s '
                      'prefetch(20), so that a full prefetch buffer hardly counts (default 200)')
 flags.DEFINE_integer('repeats', 2, 'timed runs of each pipeline, interleaved; the best counts '
                      '(default 2)')
@@ -45,7 +45,7 @@ flags.DEFINE_list('loops', ['1', '4', '16'], 'steps per loop to time in the disp
                   'DisInSize 32, batch 16, fp32 (default 1,4,16)')
 flags.DEFINE_integer('loop_steps', 32, 'timed steps per steps-per-loop value (default 32)')
 flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters for the timed train modes and the '
-                     'dispatch section; when not the seed\'s 1024, fp32 at 1024 is timed too, for the '
+                     'dispatch section; when not the original 1024, fp32 at 1024 is timed too, for the '
                      'ratio (default 1024)')
 flags.DEFINE_integer('inception_images', 64, 'images timed through InceptionV3 at 299x299 '
                      '(default 64)')
@@ -278,7 +278,7 @@ def main(_argv):
         print('{:<10s} {:10.1f} {:8.2f}x {:9.0f} {:>12s}'.format(mode, rate, rate / reference,
                                                                 gflops, share))
     if F != 1024:
-        print('--filters={}: {:.1f} images/s in fp32, {:.2f}x the seed\'s 1024 ({:.1f} images/s)'
+        print('--filters={}: {:.1f} images/s in fp32, {:.2f}x the original 1024 ({:.1f} images/s)'
               .format(F, reference, reference / seed_width, seed_width))
     best = max(train, key=train.get)
     # auto picks a precision, not XLA: it is right if no other precision without XLA was faster

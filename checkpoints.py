@@ -81,8 +81,9 @@ class RunCheckpoint:
         self.manager = None
 
     def restore(self):
-        """Restore the newest checkpoint that restores whole and return its prefix (None if
-        there is none). Damaged ones are moved aside with a warning, the state file rewritten."""
+        """Restore the newest checkpoint that restores whole and return its prefix, its manager
+        started (None if there is none: start it with open() then). Damaged ones are moved aside
+        with a warning, the state file rewritten."""
         for leftover in glob.glob(os.path.join(self.directory, '*_temp')):
             shutil.rmtree(leftover, ignore_errors=True)  # a save that was cut off
         prefixes = numbered(self.directory)
@@ -114,20 +115,20 @@ class RunCheckpoint:
                 logging.warning('The checkpoint state file of %s names %s, but the newest '
                                 'checkpoint there is %s: resuming from %s', self.directory,
                                 named or 'nothing (it is missing or unreadable)', chosen, chosen)
-            self.open([p for p in numbered(self.directory)])
+            self.open(numbered(self.directory))
             return prefix
         if damaged:
             raise UsageError('every checkpoint in {} is damaged ({}): add --noresume to start a '
                              'new run (the old one is moved aside).'.format(
                                  self.directory, '; '.join(damaged)))
-        self.open([])
         return None
 
     def open(self, prefixes):
         """Rewrite the state file to list prefixes (newest first) and start the manager."""
         if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
+            names = [os.path.basename(p) for p in prefixes]  # relative to the folder, as TF's
             tf.compat.v1.train.update_checkpoint_state(
-                self.directory, prefixes[0] if prefixes else '', prefixes[::-1])
+                self.directory, names[0] if names else '', names[::-1])
         self.manager = tf.train.CheckpointManager(self.ckpt, self.directory,
                                                   max_to_keep=self.keep)
 

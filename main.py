@@ -1,4 +1,4 @@
-"""Train the seed's DCGAN on MNIST, scikit-learn's digits or CelebA TFRecords: python main.py [flags]."""
+"""Train the original script's DCGAN on MNIST, scikit-learn's digits or CelebA TFRecords: python main.py [flags]."""
 import dataclasses
 import math
 import os
@@ -18,7 +18,7 @@ import utils  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
-                    'CelebA root; used by convert_tfrecord.py, accepted here as in the seed')
+                    'CelebA root; used by convert_tfrecord.py, accepted here as in the original script')
 flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
                   'CelebA partition to train on; all = train, val and test together (default all)')
 flags.DEFINE_enum('ImageType', 'img_celeba',
@@ -30,7 +30,7 @@ flags.DEFINE_enum('ImageType', 'img_celeba',
 flags.DEFINE_boolean('bbox', True, 'crop img_celeba faces by their bounding box; ignored (reported '
                      'False) for every other type (default True)')
 flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
-                    '(or folder) records (default TFRecordFilePath, the seed\'s placeholder); '
+                    '(or folder) records (default TFRecordFilePath, the original script\'s placeholder); '
                     'with --ImageType=folder its name is the SaveName\'s')
 flags.DEFINE_string('LOG_PATH', 'logs/', 'folder for the CSV loss logs and TensorBoard (default logs/)')
 flags.DEFINE_string('MODEL_PATH', 'models/', 'folder for weights and checkpoints (default models/)')
@@ -39,12 +39,12 @@ flags.DEFINE_integer('DisInSize', 64, 'image side in pixels fed to D and made by
                      '(default 64)', lower_bound=32)
 flags.DEFINE_integer('noise_dim', 100, 'latent size (default 100)', lower_bound=1)
 flags.DEFINE_integer('filters', 1024, 'width of the widest block, G\'s first and D\'s last, halved '
-                     'block by block (default 1024, the seed\'s); 256 trained 12x faster on a '
+                     'block by block (default 1024, the original\'s); 256 trained 12x faster on a '
                      '2-core CPU (bench.py --filters=256)', lower_bound=1)
 flags.DEFINE_integer('BATCH_SIZE', 128, 'global batch size in images, over all replicas (default 128)',
                      lower_bound=1)
-flags.DEFINE_float('lr', 2e-4, 'Adam learning rate (beta_1 0.5), divided by 10 after epochs 10, 20 '
-                   'and 25 (default 2e-4)')
+flags.DEFINE_float('lr', 2e-4, 'Adam learning rate (beta_1 0.5) of both networks, divided by 10 '
+                   'after the epochs of --lr_decay_epochs (default 2e-4)')
 flags.DEFINE_integer('epochs', 35, 'number of epochs (default 35)', lower_bound=1)
 
 # recipe flags beyond the seed: off, or the seed's values, by default (see docs/recipes.md)
@@ -52,14 +52,16 @@ flags.DEFINE_float('lr_G', None, 'generator learning rate (default: --lr)')
 flags.DEFINE_float('lr_D', None, 'discriminator learning rate (default: --lr); a larger lr_D than '
                    'lr_G is TTUR (Heusel et al. 2017)')
 flags.DEFINE_string('lr_decay_epochs', '10,20,25', 'epochs after which both learning rates are '
-                    'divided by 10 (default 10,20,25, the seed\'s); empty = constant')
+                    'divided by 10 (default 10,20,25, the original\'s); empty = constant')
+flags.DEFINE_float('dropout', 0.3, 'rate of the discriminator\'s Dropout layers (default 0.3, the '
+                   'original\'s); 0 let D learn faster and G draw better digits in docs/recipes.md')
 flags.DEFINE_float('ema', 0.0, 'decay of an exponential moving average of the generator\'s weights, '
                    'e.g. 0.999, ramped up over the first steps; the sample grids, --eval_every, '
                    'best/ and generator.keras then use the average (0 = off, default)')
 flags.DEFINE_boolean('standing_stats', False, 'sample, evaluate and export the generator with '
                      'BatchNorm statistics recomputed for its current weights on 512 fixed latents '
                      '(BigGAN\'s standing statistics) instead of the moving averages of training, '
-                     'which lag behind the weights (default False, the seed\'s; always on with '
+                     'which lag behind the weights (default False, as the original; always on with '
                      '--ema)')
 flags.DEFINE_string('augment', '', 'DiffAugment policies applied to real and generated images before '
                     'every discriminator call, a comma list of color, translation, cutout '
@@ -95,7 +97,7 @@ flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16', 'auto'],
                   'GPUs, else fp32 (default none)')
 flags.DEFINE_boolean('cache', False, 'keep the decoded images in memory after the first epoch '
                      '(default False)')
-flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the seed used 300)',
+flags.DEFINE_integer('shuffle_buffer', 1000, 'shuffle buffer in images (default 1000; the original used 300)',
                      lower_bound=0)
 flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker'],
                   'tf.distribute strategy: default (one device), mirrored (all GPUs of this '
@@ -129,6 +131,8 @@ flags.DEFINE_boolean('sync_bn', False, 'synchronise BatchNorm statistics across 
 for _name in ('lr', 'lr_G', 'lr_D'):
     flags.register_validator(_name, lambda v: v is None or 0 < v < math.inf,
                              '--{} must be a positive number'.format(_name))
+flags.register_validator('dropout', lambda v: 0 <= v < 1, '--dropout must be a rate from 0 to '
+                         'below 1')
 flags.register_validator('ema', lambda v: 0 <= v < 1, '--ema must be 0 (off) or a decay below 1, '
                          'e.g. 0.999')
 

@@ -44,9 +44,10 @@ def check_filters(filters, image_size):
                          'got {}'.format(smallest, image_size, filters))
 
 
-def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024):
+def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3):
     """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
-    filters is the last block's width (the seed's 1024), halved at each block before it."""
+    filters is the last block's width (the seed's 1024), halved at each block before it;
+    dropout the rate of its Dropout layers (the seed's 0.3)."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -64,10 +65,10 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024):
             x = BatchNormalization(synchronized=sync_bn)(x)
         x = LeakyReLU()(x)
         if i > 0:
-            x = Dropout(0.3)(x)
+            x = Dropout(dropout)(x)
     # state size: 1x1x1
     x = Conv2D(1, (4, 4), strides=(1, 1), padding='valid')(x)
-    x = Dropout(0.3)(x)
+    x = Dropout(dropout)(x)
     x = Flatten()(x)
     x = Dense(1)(x)
     # sigmoid in float32 so the probability is exact under mixed precision

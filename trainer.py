@@ -46,6 +46,7 @@ class Config:
     lr_G: Optional[float] = None
     lr_D: Optional[float] = None
     lr_decay_epochs: str = '10,20,25'
+    dropout: float = 0.3
     ema: float = 0.0
     standing_stats: bool = False
     augment: str = ''
@@ -92,7 +93,7 @@ class Config:
 
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
-                step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25)):
+                step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
     lr is G's learning rate and, unless lr_D is given, D's too.
 
@@ -100,7 +101,8 @@ def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=Fa
     update count, which a LossScaleOptimizer does not advance on the steps it skips.
     """
     Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters)
-    Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters)
+    Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters,
+                                  dropout=dropout)
     opts = []
     for net, rate in ((Generator, lr), (Discriminator, lr if lr_D is None else lr_D)):
         schedule = utils.lr_schedule(rate, steps_per_epoch, decay_epochs)
@@ -225,7 +227,7 @@ class Trainer:
             self.augment = augment_lib.parse_policy(c.augment)
         except ValueError as e:
             raise UsageError('--{}.'.format(e))
-        c.decay_epochs  # refuses a malformed --lr_decay_epochs before anything is built
+        utils.parse_epochs(c.lr_decay_epochs, '--lr_decay_epochs')  # before anything is built
         # fresh layer names and seed generators for each run (its gc.collect: 0.25 s in a test)
         keras.backend.clear_session(free_memory=False)
         self.precision = devices.set_precision(c.mixed_precision)
@@ -287,7 +289,7 @@ class Trainer:
                 dataset.channels(c.ImageType), c.DisInSize, c.noise_dim,
                 c.lr if c.lr_G is None else c.lr_G, self.steps_per_epoch, c.sync_bn,
                 self.precision == 'fp16', step=self.step, filters=c.filters, lr_D=c.lr_D,
-                decay_epochs=c.decay_epochs)
+                decay_epochs=c.decay_epochs, dropout=c.dropout)
             self.sampled = ema_lib.SampledGenerator(
                 self.Generator, model.Gen_Net(dataset.channels(c.ImageType), c.noise_dim,
                                               c.DisInSize, filters=c.filters),

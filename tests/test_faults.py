@@ -85,8 +85,10 @@ def test_lost_or_garbled_state_file_resumes_from_the_newest_checkpoint(whole, tw
         os.remove(state)
     else:
         open(state, 'w').write('' if damage == 'empty state file' else 'model_checkpoint_path: "x')
-    resume(two_epochs, mnist_npz)
+    run = resume(two_epochs, mnist_npz, epochs=2)  # nothing to train: the state as restored
     assert 'resuming from ckpt-4' in caplog.text
+    assert run.checkpoint.latest == os.path.join(ckpt_dir(two_epochs), 'ckpt-4')
+    resume(two_epochs, mnist_npz)
     assert csv_text(two_epochs) == csv_text(whole)
     same_checkpoints(two_epochs, whole)
 

@@ -126,3 +126,18 @@ def test_every_documented_command_names_a_real_script_and_real_flags():
                 name = arg[2:].split('=', 1)[0]
                 assert name in known or (name.startswith('no') and name[2:] in known), \
                     (page, ' '.join(words), name)
+
+
+@pytest.mark.slow
+def test_digit_features_tool_makes_the_offline_feature_model(tmp_path):
+    out = tmp_path / 'features.keras'
+    result = subprocess.run([sys.executable, '-m', 'tools.digit_features', '--out=' + str(out)],
+                            capture_output=True, text=True, env=script_env(), cwd=ROOT,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r'a digit classifier, ([\d.]+)% right', result.stdout).group(1))
+    assert accuracy > 85
+    import keras
+    features, probabilities = keras.models.load_model(out)(np.zeros((2, 32, 32, 1), np.float32))
+    assert features.shape == (2, 64) and probabilities.shape == (2, 10)
+    assert not os.path.exists(os.path.join(ROOT, 'docs', 'digit_features.keras'))
