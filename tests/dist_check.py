@@ -1,8 +1,11 @@
-"""One train_step of trainer.py under a tf.distribute strategy on CPU; prints its results as JSON.
+"""One train_step of trainer.py under tf.distribute strategies on CPU; prints each one's results
+as one JSON list, in the order asked.
 
-python tests/dist_check.py single|mirrored|multi_worker [--sync_bn] [--no_dropout] [--recipe]
-(TF_CONFIG for multi_worker; --recipe adds DiffAugment and the generator average of --ema)
+python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single, mirrored or
+multi_worker, which needs TF_CONFIG) with any of +sync_bn, +no_dropout, +recipe (DiffAugment and
+the generator average of --ema), e.g. mirrored+sync_bn+no_dropout
 """
+import functools
 import json
 import os
 import sys
@@ -22,24 +25,31 @@ import trainer  # noqa: E402
 BATCH, SIZE, NOISE = 8, 32, 100
 
 
-def run(mode, sync_bn):
-    if mode == 'mirrored':  # two logical CPU devices stand in for two GPUs
-        cpu = tf.config.list_physical_devices('CPU')[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
-    else:
-        strategy = devices.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
+@functools.cache
+def make_strategy(mode):
+    """The strategy of mode, one per process (a second MirroredStrategy's all-reduce fails);
+    mirrored runs on the two logical CPU devices made in main."""
+    if mode == 'mirrored':
+        return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    return devices.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
+
+
+def run(variant):
+    """One step of variant (e.g. mirrored+sync_bn): the step's results and weight sums."""
+    mode, *options = variant.split('+')
+    strategy = make_strategy(mode)
     images = np.random.default_rng(0).uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype('float32')
     ds = tf.data.Dataset.from_tensor_slices(images).batch(BATCH)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dist = strategy.experimental_distribute_dataset(ds.with_options(options))
+    shard = tf.data.Options()
+    shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dist = strategy.experimental_distribute_dataset(ds.with_options(shard))
     keras.utils.set_random_seed(0)
-    recipe = '--recipe' in sys.argv
+    recipe = 'recipe' in options
     with strategy.scope():
-        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, sync_bn=sync_bn)
+        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10,
+                                                 sync_bn='sync_bn' in options)
         average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE), 0.9, 7) if recipe else None
-    if '--no_dropout' in sys.argv:  # masks depend on the per-replica batch shape
+    if 'no_dropout' in options:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
@@ -54,5 +64,12 @@ def run(mode, sync_bn):
             if recipe else None}
 
 
+def main(variants):
+    if any(v.startswith('mirrored') for v in variants):  # two logical CPUs stand in for two GPUs
+        cpu = tf.config.list_physical_devices('CPU')[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    print(json.dumps([run(v) for v in variants]))
+
+
 if __name__ == '__main__':
-    print(json.dumps(run(sys.argv[1], '--sync_bn' in sys.argv)))
+    main(sys.argv[1:])

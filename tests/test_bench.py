@@ -31,7 +31,7 @@ def test_bench_reports_every_figure(tmp_path):
     assert report['reference_train_img_s'] == report['train_img_s']['fp32']
     # the modes ran at --filters=128, and the seed's width once more in fp32 for the ratio
     assert report['filters'] == 128 and report['seed_width_train_img_s'] > 0
-    assert re.search(r'^--filters=128: [\d.]+ images/s in fp32, [\d.]+x the seed\'s 1024',
+    assert re.search(r'^--filters=128: [\d.]+ images/s in fp32, [\d.]+x the original 1024',
                      result.stdout, re.M)
     assert set(report['pipeline_img_s']) == {'mnist', 'mnist_cache', 'celeba_bbox',
                                              'celeba_bbox_cache', 'celeba_bbox_preresized'}

@@ -18,17 +18,24 @@ from utils import UsageError
 pytestmark = pytest.mark.xdist_group('distribute')
 
 
-def dist_check(*args, env=None):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py')] +
-                            list(args), capture_output=True, text=True, timeout=300,
-                            env=env or script_env())
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+# every one-process variant in one process: a process costs more than a step
+VARIANTS = ['single+sync_bn+no_dropout', 'mirrored+sync_bn+no_dropout', 'mirrored+no_dropout',
+            'single+sync_bn+no_dropout+recipe', 'mirrored+sync_bn+no_dropout+recipe']
 
 
 @pytest.fixture(scope='module')
-def single():
-    return dist_check('single', '--sync_bn', '--no_dropout')
+def steps():
+    """{variant: its results} of one dist_check.py process."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py')] +
+                            VARIANTS, capture_output=True, text=True, timeout=300,
+                            env=script_env())
+    assert result.returncode == 0, result.stderr
+    return dict(zip(VARIANTS, json.loads(result.stdout.strip().splitlines()[-1])))
+
+
+@pytest.fixture(scope='module')
+def single(steps):
+    return steps['single+sync_bn+no_dropout']
 
 
 def assert_same_step(a, b):
@@ -39,21 +46,21 @@ def assert_same_step(a, b):
 
 
 @pytest.mark.slow
-def test_mirrored_matches_single_device(single):
-    mirrored = dist_check('mirrored', '--sync_bn', '--no_dropout')
+def test_mirrored_matches_single_device(single, steps):
+    mirrored = steps['mirrored+sync_bn+no_dropout']
     assert mirrored['replicas'] == 2
     assert_same_step(single, mirrored)
     # with per-replica BatchNorm statistics the step differs: the check above can fail
-    unsynced = dist_check('mirrored', '--no_dropout')
+    unsynced = steps['mirrored+no_dropout']
     assert not np.allclose(unsynced['results'], single['results'], rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_mirrored_with_augment_and_ema_matches_single_device(single):
+def test_mirrored_with_augment_and_ema_matches_single_device(single, steps):
     # DiffAugment's randomness is drawn for the global batch and sliced by replica, and the
     # average is updated once per step: two devices give the single device's step
-    one = dist_check('single', '--sync_bn', '--no_dropout', '--recipe')
-    two = dist_check('mirrored', '--sync_bn', '--no_dropout', '--recipe')
+    one = steps['single+sync_bn+no_dropout+recipe']
+    two = steps['mirrored+sync_bn+no_dropout+recipe']
     assert two['replicas'] == 2
     assert_same_step(one, two)
     np.testing.assert_allclose(one['ema_kernel_sum'], two['ema_kernel_sum'], rtol=1e-4)
@@ -74,12 +81,12 @@ def test_multi_worker_matches_single_device(single):
         config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
         env = dict(script_env(), TF_CONFIG=json.dumps(config))
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py'), 'multi_worker',
-             '--sync_bn', '--no_dropout'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py'),
+             'multi_worker+sync_bn+no_dropout'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env))
     outputs = [p.communicate(timeout=300) for p in procs]
     for out, err in outputs:
-        results = json.loads(out.strip().splitlines()[-1])
+        results, = json.loads(out.strip().splitlines()[-1])
         assert results['replicas'] == 2, err
         assert_same_step(single, results)
 

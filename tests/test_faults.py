@@ -37,12 +37,19 @@ def whole(mnist_npz, tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def two_epochs(mnist_npz, tmp_path):
-    """A copy of the first 2 of whole's 3 epochs, to damage and resume."""
-    folder = str(tmp_path / 'run')
+@pytest.fixture(scope='module')
+def two_epochs_run(mnist_npz, tmp_path_factory):
+    """The first 2 of whole's 3 epochs (trained once)."""
+    folder = str(tmp_path_factory.mktemp('two_epochs'))
     train_in_process(folder, mnist_path=mnist_npz, **dict(RUN, epochs=2))
     return folder
+
+
+@pytest.fixture
+def two_epochs(two_epochs_run, tmp_path):
+    """A fresh copy of two_epochs_run, to damage and resume."""
+    shutil.copytree(two_epochs_run, str(tmp_path / 'run'))
+    return str(tmp_path / 'run')
 
 
 def resume(folder, mnist_npz, **changes):

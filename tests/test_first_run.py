@@ -107,6 +107,14 @@ def doc_commands():
     return found
 
 
+def test_the_quick_start_of_the_readme_is_the_one_messages_suggest():
+    import dataset
+    readme = open(os.path.join(ROOT, 'README.md')).read()
+    first_block = re.search(r'```sh\n(.*?)```', readme, re.S).group(1)
+    assert 'pip install -q -r requirements.txt && .venv/bin/python ' + ' '.join(
+        dataset.QUICK_START) in first_block
+
+
 def test_every_documented_command_names_a_real_script_and_real_flags():
     commands = doc_commands()
     assert len(commands) > 30
@@ -131,7 +139,8 @@ def test_every_documented_command_names_a_real_script_and_real_flags():
 @pytest.mark.slow
 def test_digit_features_tool_makes_the_offline_feature_model(tmp_path):
     out = tmp_path / 'features.keras'
-    result = subprocess.run([sys.executable, '-m', 'tools.digit_features', '--out=' + str(out)],
+    result = subprocess.run([sys.executable, '-m', 'tools.digit_features', '--out=' + str(out),
+                             '--epochs=4'],
                             capture_output=True, text=True, env=script_env(), cwd=ROOT,
                             timeout=300)
     assert result.returncode == 0, result.stderr

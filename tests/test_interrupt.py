@@ -15,12 +15,12 @@ from helpers import SMALL, csv_text, run_script, start_script, train_in_process
 pytestmark = pytest.mark.xdist_group('interrupt')
 
 
-EPOCHS = ['--epochs=3', '--steps_per_epoch=6']
+EPOCHS = ['--epochs=2', '--steps_per_epoch=6']
 
 
 def mnist_args(mnist_npz, *extra):
-    # the seed's width (the last --filters wins): a step lasts long enough to stop mid-epoch
-    return SMALL + ['--filters=1024', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+    # half the seed's width (the last --filters wins): a step lasts long enough to stop mid-epoch
+    return SMALL + ['--filters=512', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
                     '--seed=5'] + EPOCHS + list(extra)
 
 
@@ -30,10 +30,10 @@ def checkpoint(cwd):
 
 @pytest.fixture(scope='module')
 def reference(mnist_npz, tmp_path_factory):
-    """An uninterrupted 3-epoch run (in this process: main.py's runs must equal it)."""
+    """An uninterrupted 2-epoch run (in this process: main.py's runs must equal it)."""
     cwd = str(tmp_path_factory.mktemp('reference'))
-    train_in_process(cwd, ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=3,
-                     steps_per_epoch=6, filters=1024)
+    train_in_process(cwd, ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=2,
+                     steps_per_epoch=6, filters=512)
     return cwd
 
 
@@ -63,7 +63,7 @@ def interrupt_when(proc, pattern, sig, timeout=300):
 def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 1/6', signal.SIGINT)
+    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 1/6', signal.SIGINT)
     assert proc.returncode == 130, err
     stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
                         r'command again', out)
@@ -76,31 +76,31 @@ def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
 
     result = run_script('main.py', mnist_args(mnist_npz), cwd)
     assert result.returncode == 0, result.stderr
-    assert 'Resuming from' in result.stderr and 'epoch 2 of 3, after step {} of 6 (global step {})'.format(
+    assert 'Resuming from' in result.stderr and 'epoch 2 of 2, after step {} of 6 (global step {})'.format(
         stopped.group(1), 6 + int(stopped.group(1))) in result.stderr
     # nothing lost or duplicated, and the numbers are those of the uninterrupted run
     assert csv_text(cwd) == csv_text(reference)
     assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
-        ['001.png', '002.png', '003.png', 'real.png']
+        ['001.png', '002.png', 'real.png']
     ckpt = checkpoint(cwd)
     np.testing.assert_array_equal(ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE'),
                                   noise_before)
     # same weights and same noise give the same grid
-    for name in ('002.png', '003.png'):
+    for name in ('001.png', '002.png'):
         assert open(os.path.join(cwd, 'plot', 'MNIST-False', name), 'rb').read() == \
             open(os.path.join(reference, 'plot', 'MNIST-False', name), 'rb').read()
-    # the step counter continued: 3 epochs of 6 steps
-    assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 18
+    # the step counter continued: 2 epochs of 6 steps
+    assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 12
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    out, err = interrupt_when(proc, r'epoch 2/3:[^\r\n]*\| 2/6', signal.SIGKILL)
+    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 2/6', signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     result = run_script('main.py', mnist_args(mnist_npz), cwd)
     assert result.returncode == 0, result.stderr
-    assert 'epoch 2 of 3, after step 0 of 6 (global step 6)' in result.stderr
+    assert 'epoch 2 of 2, after step 0 of 6 (global step 6)' in result.stderr
     assert csv_text(cwd) == csv_text(reference)
-    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 4  # and real.png
+    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3  # and real.png

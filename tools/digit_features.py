@@ -16,15 +16,18 @@ from sklearn.datasets import load_digits  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
 
+SIZE = 32  # the side the digits are trained and measured at
+TRAINED = 1500  # digits the classifier learns from; the other 297 measure its accuracy
+EPOCHS = 15  # of the model tools/recipes.py measures with
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out', 'data/digit_features.keras', 'where to save the feature model (default '
                     'data/digit_features.keras, ignored by git)')
+flags.DEFINE_integer('epochs', EPOCHS, 'epochs of training over the 1,500 digits (default 15, as '
+                     'tools/recipes.py trains it)', lower_bound=1)
 
-SIZE = 32  # the side the digits are trained and measured at
-TRAINED = 1500  # digits the classifier learns from; the other 297 measure its accuracy
 
-
-def train_classifier(path):
+def train_classifier(path, epochs=EPOCHS):
     """Train the digit CNN, save it to path as a feature model; returns (held-out accuracy, the
     1,797 digits as float32 [N, 32, 32, 1] in [-1, 1])."""
     images = np.stack(list(dataset.load_digits(SIZE).as_numpy_iterator()))
@@ -39,7 +42,7 @@ def train_classifier(path):
     probabilities = keras.layers.Dense(10, activation='softmax', name='probabilities')(features)
     training = keras.Model(inputs, probabilities)
     training.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])
-    training.fit(images[:TRAINED], labels[:TRAINED], epochs=15, batch_size=64, verbose=0)
+    training.fit(images[:TRAINED], labels[:TRAINED], epochs=epochs, batch_size=64, verbose=0)
     accuracy = training.evaluate(images[TRAINED:], labels[TRAINED:], verbose=0)[1]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     keras.Model(inputs, [features, probabilities]).save(path)
@@ -48,7 +51,7 @@ def train_classifier(path):
 
 def main(_argv):
     devices.configure_tensorflow()
-    accuracy, _ = train_classifier(FLAGS.out)
+    accuracy, _ = train_classifier(FLAGS.out, FLAGS.epochs)
     print('wrote {}: a digit classifier, {:.1%} right on the {} digits it did not learn from; '
           'pass it as --feature_model={}'.format(FLAGS.out, accuracy, 1797 - TRAINED, FLAGS.out))
 

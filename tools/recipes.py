@@ -38,6 +38,7 @@ RECIPES = {
                           augment='color,translation,cutout'),
     # the best of three TTUR settings in the one-seed search: a slower D, not a faster one
     'ttur': dict(lr_D=1e-4),
+    'tuned+ttur': dict(ema=0.999, lr_decay_epochs='', dropout=0.0, lr_D=1e-4),
 }
 
 
