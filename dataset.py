@@ -25,7 +25,7 @@ PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU
 QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',
                '--BATCH_SIZE=32', '--epochs=30', '--dropout=0', '--lr_decay_epochs=',
-               '--ema=0.999', '--steps_per_loop=4')
+               '--ema=0.999', '--lr_D=1e-4', '--steps_per_loop=4')
 
 
 def channels(image_type):

@@ -140,7 +140,7 @@ def test_every_documented_command_names_a_real_script_and_real_flags():
 def test_digit_features_tool_makes_the_offline_feature_model(tmp_path):
     out = tmp_path / 'features.keras'
     result = subprocess.run([sys.executable, '-m', 'tools.digit_features', '--out=' + str(out),
-                             '--epochs=4'],
+                             '--classifier_epochs=4'],
                             capture_output=True, text=True, env=script_env(), cwd=ROOT,
                             timeout=300)
     assert result.returncode == 0, result.stderr

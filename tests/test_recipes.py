@@ -82,25 +82,37 @@ def test_ema_variables_only_with_ema_and_exported(tmp_path):
     assert not (tmp_path / 'off' / 'models' / 'digits-False' / 'generator_raw.keras').exists()
 
 
-def test_stop_and_resume_with_ema_and_augment_is_exact(mnist_npz, tmp_path):
-    # the whole run steps one at a time, the stopped one 4 per device loop: the same numbers
-    settings = dict(ImageType='MNIST', mnist_path=mnist_npz, epochs=2, steps_per_epoch=5,
-                    seed=9, ema=0.99, augment='color,translation,cutout')
-    train_in_process(tmp_path / 'whole', steps_per_loop=1, **settings)
+RECIPE_RUN = dict(ImageType='MNIST', epochs=2, steps_per_epoch=5, seed=9, ema=0.99,
+                  augment='color,translation,cutout')
+
+
+@pytest.fixture(scope='module')
+def whole_recipe_run(mnist_npz, tmp_path_factory):
+    """An uninterrupted run with --ema and --augment, one step per device loop."""
+    folder = tmp_path_factory.mktemp('whole')
+    train_in_process(folder, mnist_path=mnist_npz, steps_per_loop=1, **RECIPE_RUN)
+    return folder
+
+
+@pytest.mark.parametrize('loop', [1, 4])
+def test_stop_and_resume_with_ema_and_augment_is_exact(whole_recipe_run, mnist_npz, tmp_path,
+                                                        loop):
+    settings = dict(RECIPE_RUN, mnist_path=mnist_npz, steps_per_loop=loop)
     with pytest.raises(trainer.Stopped, match='at epoch 2'):
-        train_in_process(tmp_path / 'stopped', [StopAt(7)], steps_per_loop=4, **settings)
-    train_in_process(tmp_path / 'stopped', steps_per_loop=4, **settings)
-    csv = [open(tmp_path / k / 'logs' / 'MNIST-False-loss.csv').read() for k in ('whole', 'stopped')]
+        train_in_process(tmp_path, [StopAt(7)], **settings)
+    train_in_process(tmp_path, **settings)
+    runs = (whole_recipe_run, tmp_path)
+    csv = [open(k / 'logs' / 'MNIST-False-loss.csv').read() for k in runs]
     assert csv[0] == csv[1] and csv[0].count('\n') == 3
-    a, b = [tf.train.load_checkpoint(str(tmp_path / k / 'models' / 'MNIST-False' / 'checkpoints'))
-            for k in ('whole', 'stopped')]
+    a, b = [tf.train.load_checkpoint(str(k / 'models' / 'MNIST-False' / 'checkpoints'))
+            for k in runs]
     names = [n for n in a.get_variable_to_shape_map()  # run_flags holds --steps_per_loop
              if not n.startswith(('_CHECKPOINTABLE', 'save_counter', 'run_flags'))]
     assert any(n.startswith('generator_ema/') for n in names)
     for name in names:
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
-    assert (tmp_path / 'whole' / 'plot' / 'MNIST-False' / '002.png').read_bytes() == \
-        (tmp_path / 'stopped' / 'plot' / 'MNIST-False' / '002.png').read_bytes()
+    assert (whole_recipe_run / 'plot' / 'MNIST-False' / '002.png').read_bytes() == \
+        (tmp_path / 'plot' / 'MNIST-False' / '002.png').read_bytes()
 
 
 def test_each_policy_changes_images_as_documented():

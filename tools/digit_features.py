@@ -23,7 +23,7 @@ EPOCHS = 15  # of the model tools/recipes.py measures with
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out', 'data/digit_features.keras', 'where to save the feature model (default '
                     'data/digit_features.keras, ignored by git)')
-flags.DEFINE_integer('epochs', EPOCHS, 'epochs of training over the 1,500 digits (default 15, as '
+flags.DEFINE_integer('classifier_epochs', EPOCHS, 'epochs of training over the 1,500 digits (default 15, as '
                      'tools/recipes.py trains it)', lower_bound=1)
 
 
@@ -51,7 +51,7 @@ def train_classifier(path, epochs=EPOCHS):
 
 def main(_argv):
     devices.configure_tensorflow()
-    accuracy, _ = train_classifier(FLAGS.out, FLAGS.epochs)
+    accuracy, _ = train_classifier(FLAGS.out, FLAGS.classifier_epochs)
     print('wrote {}: a digit classifier, {:.1%} right on the {} digits it did not learn from; '
           'pass it as --feature_model={}'.format(FLAGS.out, accuracy, 1797 - TRAINED, FLAGS.out))
 
