@@ -22,7 +22,7 @@ import ema  # noqa: E402
 import model  # noqa: E402
 import trainer  # noqa: E402
 
-BATCH, SIZE, NOISE = 8, 32, 100
+BATCH, SIZE, NOISE, FILTERS = 8, 32, 100, 128
 
 
 @functools.cache
@@ -46,9 +46,9 @@ def run(variant):
     keras.utils.set_random_seed(0)
     recipe = 'recipe' in options
     with strategy.scope():
-        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10,
+        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
                                                  sync_bn='sync_bn' in options)
-        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE), 0.9, 7) if recipe else None
+        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9, 7) if recipe else None
     if 'no_dropout' in options:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):

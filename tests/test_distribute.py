@@ -23,7 +23,7 @@ VARIANTS = ['single+sync_bn+no_dropout', 'mirrored+sync_bn+no_dropout', 'mirrore
             'single+sync_bn+no_dropout+recipe', 'mirrored+sync_bn+no_dropout+recipe']
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def steps():
     """{variant: its results} of one dist_check.py process."""
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py')] +
@@ -33,7 +33,7 @@ def steps():
     return dict(zip(VARIANTS, json.loads(result.stdout.strip().splitlines()[-1])))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def single(steps):
     return steps['single+sync_bn+no_dropout']
 

@@ -29,7 +29,7 @@ from utils import OutputError, UsageError
 RUN = dict(ImageType='MNIST', epochs=3, steps_per_epoch=2, seed=11)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def whole(mnist_npz, tmp_path_factory):
     """An uninterrupted 3-epoch run: what every recovered run must equal."""
     folder = str(tmp_path_factory.mktemp('whole'))
@@ -37,7 +37,7 @@ def whole(mnist_npz, tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def two_epochs_run(mnist_npz, tmp_path_factory):
     """The first 2 of whole's 3 epochs (trained once)."""
     folder = str(tmp_path_factory.mktemp('two_epochs'))

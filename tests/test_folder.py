@@ -18,13 +18,13 @@ from tools import synthetic
 from utils import UsageError
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def pictures(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('pictures') / 'my_images')
     return root, synthetic.write_folder(root)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def folder_records(pictures, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('records') / 'my_images')
     return out, convert_tfrecord.convert(pictures[0], out, 'all', shard_mb=0.001, progress=False)

@@ -28,7 +28,7 @@ def checkpoint(cwd):
     return tf.train.load_checkpoint(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def reference(mnist_npz, tmp_path_factory):
     """An uninterrupted 2-epoch run (in this process: main.py's runs must equal it)."""
     cwd = str(tmp_path_factory.mktemp('reference'))

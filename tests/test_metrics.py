@@ -109,7 +109,7 @@ def tiny_feature_model(path, channels=1):
     return path
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def feature_model(tmp_path_factory):
     return tiny_feature_model(str(tmp_path_factory.mktemp('features') / 'tiny.keras'))
 
@@ -272,7 +272,7 @@ def numpy_fid(a, b):
         np.sqrt(np.clip(inner, 0, None)))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def graph_file(tmp_path_factory):
     return ttur_like_graph(str(tmp_path_factory.mktemp('graph') / 'classify_image_graph_def.pb'))
 

@@ -10,7 +10,7 @@ from helpers import train_in_process
 from utils import UsageError
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def preresized(celeba_root, tmp_path_factory):
     """celeba_root converted with --image_size=32: every type, img_celeba by its bbox, no files."""
     out = str(tmp_path_factory.mktemp('preresized'))
@@ -19,7 +19,7 @@ def preresized(celeba_root, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def centre_squares(celeba_root, tmp_path_factory):
     """celeba_root converted with --image_size=32 --nobbox (the shards of `records`)."""
     out = str(tmp_path_factory.mktemp('centre'))

@@ -86,7 +86,7 @@ RECIPE_RUN = dict(ImageType='MNIST', epochs=2, steps_per_epoch=5, seed=9, ema=0.
                   augment='color,translation,cutout')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def whole_recipe_run(mnist_npz, tmp_path_factory):
     """An uninterrupted run with --ema and --augment, one step per device loop."""
     folder = tmp_path_factory.mktemp('whole')

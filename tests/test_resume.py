@@ -19,7 +19,7 @@ from helpers import StopAt, csv_text, script_env, small_config, train_in_process
 from utils import UsageError
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def one_epoch_run(mnist_npz, tmp_path_factory):
     """A finished 1-epoch run of 2 steps (trained once, in this process)."""
     folder = tmp_path_factory.mktemp('one_epoch')

@@ -13,7 +13,7 @@ from plot_logs import plot_logs
 from utils import UsageError
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained(mnist_npz, tmp_path_factory):
     """A 3-epoch MNIST run: loss CSV, three grids, generator.keras and weights."""
     folder = tmp_path_factory.mktemp('trained')
@@ -22,7 +22,7 @@ def trained(mnist_npz, tmp_path_factory):
     return str(folder)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def G(trained):
     return model.load_generator(os.path.join(trained, 'models', 'MNIST-False',
                                                 'generator.keras'), 1, 32, 100)

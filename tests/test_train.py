@@ -21,7 +21,7 @@ from utils import UsageError
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def mnist_run(mnist_npz, tmp_path_factory):
     """A finished 2-epoch MNIST run at 32x32, trained in this process."""
     folder = tmp_path_factory.mktemp('mnist_run')
