@@ -18,9 +18,12 @@ from utils import UsageError
 pytestmark = pytest.mark.xdist_group('distribute')
 
 
-# every one-process variant in one process: a process costs more than a step
-VARIANTS = ['single+sync_bn+no_dropout', 'mirrored+sync_bn+no_dropout', 'mirrored+no_dropout',
-            'single+sync_bn+no_dropout+recipe', 'mirrored+sync_bn+no_dropout+recipe']
+# every one-process variant in one process: a process costs more than a step. DiffAugment and
+# the generator average are on in the distributed checks: augmentation is drawn for the global
+# batch and sliced by replica, and the average is updated once per step
+RECIPE = 'sync_bn+no_dropout+recipe'
+VARIANTS = ['single+sync_bn+no_dropout', 'single+' + RECIPE, 'mirrored+' + RECIPE,
+            'mirrored+no_dropout+recipe']
 
 
 @pytest.fixture(scope='session')
@@ -33,38 +36,25 @@ def steps():
     return dict(zip(VARIANTS, json.loads(result.stdout.strip().splitlines()[-1])))
 
 
-@pytest.fixture(scope='session')
-def single(steps):
-    return steps['single+sync_bn+no_dropout']
-
-
 def assert_same_step(a, b):
     np.testing.assert_allclose(a['results'], b['results'], rtol=1e-4, atol=1e-5)
     assert a['iterations'] == b['iterations'] == 1
     # after the update too: gradients were all-reduced over the global batch
     np.testing.assert_allclose(a['g_kernel_sum'], b['g_kernel_sum'], rtol=1e-4)
+    np.testing.assert_allclose(a['ema_kernel_sum'], b['ema_kernel_sum'], rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_mirrored_matches_single_device(single, steps):
-    mirrored = steps['mirrored+sync_bn+no_dropout']
-    assert mirrored['replicas'] == 2
-    assert_same_step(single, mirrored)
-    # with per-replica BatchNorm statistics the step differs: the check above can fail
-    unsynced = steps['mirrored+no_dropout']
-    assert not np.allclose(unsynced['results'], single['results'], rtol=1e-4)
-
-
-@pytest.mark.slow
-def test_mirrored_with_augment_and_ema_matches_single_device(single, steps):
-    # DiffAugment's randomness is drawn for the global batch and sliced by replica, and the
-    # average is updated once per step: two devices give the single device's step
-    one = steps['single+sync_bn+no_dropout+recipe']
-    two = steps['mirrored+sync_bn+no_dropout+recipe']
+def test_mirrored_matches_single_device(steps):
+    one, two = steps['single+' + RECIPE], steps['mirrored+' + RECIPE]
     assert two['replicas'] == 2
     assert_same_step(one, two)
-    np.testing.assert_allclose(one['ema_kernel_sum'], two['ema_kernel_sum'], rtol=1e-4)
-    assert not np.allclose(single['results'], one['results'], rtol=1e-4)  # augmentation acted
+    # with per-replica BatchNorm statistics the step differs: the check above can fail
+    unsynced = steps['mirrored+no_dropout+recipe']
+    assert not np.allclose(unsynced['results'], one['results'], rtol=1e-4)
+    # and the augmentation acted
+    assert not np.allclose(steps['single+sync_bn+no_dropout']['results'], one['results'],
+                           rtol=1e-4)
 
 
 def free_port():
@@ -74,7 +64,7 @@ def free_port():
 
 
 @pytest.mark.slow
-def test_multi_worker_matches_single_device(single):
+def test_multi_worker_matches_single_device(steps):
     workers = ['localhost:{}'.format(free_port()) for _ in range(2)]
     procs = []
     for index in range(2):
@@ -82,13 +72,13 @@ def test_multi_worker_matches_single_device(single):
         env = dict(script_env(), TF_CONFIG=json.dumps(config))
         procs.append(subprocess.Popen(
             [sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py'),
-             'multi_worker+sync_bn+no_dropout'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+             'multi_worker+' + RECIPE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env))
     outputs = [p.communicate(timeout=300) for p in procs]
     for out, err in outputs:
         results, = json.loads(out.strip().splitlines()[-1])
         assert results['replicas'] == 2, err
-        assert_same_step(single, results)
+        assert_same_step(steps['single+' + RECIPE], results)
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):

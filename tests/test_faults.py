@@ -370,7 +370,7 @@ def test_full_disk_while_checkpointing_then_resume_is_exact(whole, mnist_npz, tm
     args = SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--epochs=3',
                     '--steps_per_epoch=2', '--seed=11', '--LOG_PATH=logs', '--MODEL_PATH=models',
                     '--PLOT_PATH=plot']
-    assert run_script('main.py', args + ['--epochs=1'], cwd).returncode == 0
+    resume(cwd, mnist_npz, epochs=1)  # in this process: the command's run, as whole shows
     limit = os.path.join(ROOT, 'tests', 'file_limit.py')
     result = run_script(limit, ['200000', os.path.join(ROOT, 'main.py')] + args, cwd)
     line = error_line(result)
@@ -379,7 +379,7 @@ def test_full_disk_while_checkpointing_then_resume_is_exact(whole, mnist_npz, tm
     assert not glob.glob(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints', '*temp*'))
     assert sorted(os.listdir(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))) == [
         'checkpoint', 'ckpt-2.data-00000-of-00001', 'ckpt-2.index']
-    assert run_script('main.py', args, cwd).returncode == 0
+    resume(cwd, mnist_npz)
     assert csv_text(cwd) == csv_text(whole)
 
 

@@ -1,4 +1,4 @@
-"""Ctrl-C and kill -9 in the middle of an epoch, then the same command: the run continues exactly
+"""kill -9, then Ctrl-C, in the middle of an epoch, then the same command: the run continues exactly
 where it stopped, byte for byte the uninterrupted run's CSV and grids."""
 import os
 import re
@@ -10,10 +10,6 @@ import pytest
 import tensorflow as tf
 
 from helpers import SMALL, csv_text, run_script, start_script, train_in_process
-
-# one worker runs this file's tests, which share an expensive fixture (pytest.ini: loadgroup)
-pytestmark = pytest.mark.xdist_group('interrupt')
-
 
 EPOCHS = ['--epochs=2', '--steps_per_epoch=6']
 
@@ -28,7 +24,7 @@ def checkpoint(cwd):
     return tf.train.load_checkpoint(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture
 def reference(mnist_npz, tmp_path_factory):
     """An uninterrupted 2-epoch run (in this process: main.py's runs must equal it)."""
     cwd = str(tmp_path_factory.mktemp('reference'))
@@ -60,19 +56,25 @@ def interrupt_when(proc, pattern, sig, timeout=300):
 
 
 @pytest.mark.slow
-def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
+def test_sigkill_then_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
+    # kill -9 in epoch 2: the command continues from the end of epoch 1
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
+    interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 2/6', signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    noise_before = checkpoint(cwd).get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
+    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
+    # then Ctrl-C in the same epoch: saved where it stopped
     out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 1/6', signal.SIGINT)
+    assert 'epoch 2 of 2, after step 0 of 6 (global step 6)' in err
     assert proc.returncode == 130, err
     stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
                         r'command again', out)
     assert stopped and 1 <= int(stopped.group(1)) < 6, out + err
     assert 'Traceback' not in err
-    assert csv_text(cwd).count('\n') == 2  # header and epoch 0
+    assert csv_text(cwd).count('\n') == 2  # header and epoch 1
     ckpt = checkpoint(cwd)
     assert ckpt.get_tensor('step_in_epoch/.ATTRIBUTES/VARIABLE_VALUE') == int(stopped.group(1))
-    noise_before = ckpt.get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
 
     result = run_script('main.py', mnist_args(mnist_npz), cwd)
     assert result.returncode == 0, result.stderr
@@ -91,16 +93,3 @@ def test_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
             open(os.path.join(reference, 'plot', 'MNIST-False', name), 'rb').read()
     # the step counter continued: 2 epochs of 6 steps
     assert ckpt.get_tensor('G_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 12
-
-
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
-    cwd = str(tmp_path)
-    proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 2/6', signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
-    result = run_script('main.py', mnist_args(mnist_npz), cwd)
-    assert result.returncode == 0, result.stderr
-    assert 'epoch 2 of 2, after step 0 of 6 (global step 6)' in result.stderr
-    assert csv_text(cwd) == csv_text(reference)
-    assert len(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == 3  # and real.png
