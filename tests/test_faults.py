@@ -28,6 +28,9 @@ from utils import OutputError, UsageError
 
 RUN = dict(ImageType='MNIST', epochs=3, steps_per_epoch=2, seed=11)
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('faults')
+
 
 @pytest.fixture(scope='session')
 def whole(mnist_npz, tmp_path_factory):

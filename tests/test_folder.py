@@ -17,6 +17,9 @@ from helpers import error_line, run_script, train_in_process
 from tools import synthetic
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('folder')
+
 
 @pytest.fixture(scope='session')
 def pictures(tmp_path_factory):

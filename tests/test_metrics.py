@@ -16,6 +16,9 @@ from plot_logs import plot_logs
 from helpers import StopAt, error_line, run_script, script_env, train_in_process
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('metrics')
+
 
 def test_fid_matches_the_closed_form_for_gaussians():
     rng = np.random.default_rng(0)

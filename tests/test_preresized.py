@@ -9,6 +9,9 @@ import dataset
 from helpers import train_in_process
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('preresized')
+
 
 @pytest.fixture(scope='session')
 def preresized(celeba_root, tmp_path_factory):

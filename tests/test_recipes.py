@@ -14,6 +14,9 @@ import utils
 from helpers import StopAt, train_in_process
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('recipes')
+
 
 def test_ema_after_k_steps_is_the_closed_form():
     keras.utils.set_random_seed(0)

@@ -18,6 +18,9 @@ import trainer
 from helpers import StopAt, csv_text, script_env, small_config, train_in_process
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('resume')
+
 
 @pytest.fixture(scope='session')
 def one_epoch_run(mnist_npz, tmp_path_factory):

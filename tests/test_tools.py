@@ -12,6 +12,9 @@ from helpers import error_line, run_script, train_in_process
 from plot_logs import plot_logs
 from utils import UsageError
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('tools')
+
 
 @pytest.fixture(scope='session')
 def trained(mnist_npz, tmp_path_factory):

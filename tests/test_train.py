@@ -20,6 +20,9 @@ from utils import UsageError
 
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
 
+# one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
+pytestmark = pytest.mark.xdist_group('train')
+
 
 @pytest.fixture(scope='session')
 def mnist_run(mnist_npz, tmp_path_factory):
