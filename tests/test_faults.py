@@ -130,6 +130,7 @@ def test_every_checkpoint_damaged_is_one_error(two_epochs, mnist_npz):
         resume(two_epochs, mnist_npz)
 
 
+@pytest.mark.slow
 def test_missing_flags_json_keeps_the_seed(mnist_npz, tmp_path, caplog):
     # no --seed: a random one, recorded in flags.json and in the checkpoint
     settings = dict(RUN, seed=None)
@@ -161,6 +162,7 @@ class CutEvalCsv(hooks.Hook):
             open(path, 'w').write(text[:text.rindex(',')] + '\0' * 20)
 
 
+@pytest.mark.slow
 def test_a_cut_eval_csv_keeps_its_rows_and_the_best_generator(mnist_npz, tmp_path):
     from test_metrics import tiny_feature_model
     features = tiny_feature_model(str(tmp_path / 'tiny.keras'))

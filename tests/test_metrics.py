@@ -84,6 +84,7 @@ def test_inception_score_bounds():
     assert metrics.inception_score(np.full((1000, 10), 0.1))[0] == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_inception_v3_builds_offline_from_random_weights_or_a_local_file(tmp_path):
     net = metrics.inception_v3(None)  # random weights: nothing is downloaded
     extractor = metrics.FeatureExtractor(net, 'random inception')
@@ -129,6 +130,7 @@ def eval_rows(folder):
     return {k: v for k, v in table.items() if k != 'seconds'}  # all but the timing
 
 
+@pytest.mark.slow
 def test_evaluation_during_training_and_after_a_stop(mnist_npz, feature_model, tmp_path):
     settings = eval_settings(mnist_npz, feature_model, tmp_path / 'stats')
     train_in_process(tmp_path / 'reference', **settings)

@@ -32,6 +32,7 @@ def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):
 @pytest.mark.parametrize('mode', [dict(jit=True, mixed_precision='bf16'),
                                   dict(strategy='mirrored', cache=True, BATCH_SIZE=64,
                                        steps_per_epoch=0)])
+@pytest.mark.slow
 def test_mode_trains(mnist_npz, tmp_path, mode):
     run, _ = run_mode(mnist_npz, str(tmp_path), **mode)
     # the step is traced once for the whole run (XLA keeps shapes static)

@@ -70,6 +70,7 @@ def test_size_and_crop_mismatch_name_both(preresized):
         dataset.load_celeba(preresized, 'all', 'img_celeba', False, 32)
 
 
+@pytest.mark.slow
 def test_cached_and_uncached_training_are_identical(preresized, tmp_path):
     settings = dict(ImageType='img_celeba', bbox=True, TFRecordPath=preresized, Partition='all',
                     steps_per_epoch=0, epochs=2, seed=3, BATCH_SIZE=12)

@@ -65,6 +65,7 @@ def checkpoint_names(folder):
         path).get_variable_to_shape_map())
 
 
+@pytest.mark.slow
 def test_ema_variables_only_with_ema_and_exported(tmp_path):
     settings = dict(ImageType='digits', epochs=1, steps_per_epoch=2, seed=3)
     train_in_process(tmp_path / 'off', **settings)
@@ -97,6 +98,7 @@ def whole_recipe_run(mnist_npz, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop', [1, 4])
 def test_stop_and_resume_with_ema_and_augment_is_exact(whole_recipe_run, mnist_npz, tmp_path,
                                                         loop):

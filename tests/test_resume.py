@@ -45,6 +45,7 @@ def rerun(folder, mnist_npz, **changes):
     return train_in_process(folder, **settings)
 
 
+@pytest.mark.slow
 def test_same_seed_same_csv_other_seed_differs(one_epoch_run, mnist_npz, tmp_path):
     # main.py's own runs are compared with an in-process run in the SIGINT and SIGKILL tests
     rerun(tmp_path / 'a', mnist_npz, seed=3)
@@ -79,6 +80,7 @@ def test_incompatible_resume_is_refused(one_epoch, mnist_npz):
     assert csv_text(one_epoch).count('\n') == 2  # nothing was touched
 
 
+@pytest.mark.slow
 def test_flag_changes_listed_and_noresume_moves_aside(one_epoch, mnist_npz, caplog):
     rerun(one_epoch, mnist_npz, epochs=2, lr=1e-4)
     assert 'flag changed since the checkpoint: epochs: 1 -> 2' in caplog.text
@@ -117,6 +119,7 @@ def test_csv_cut_or_garbled_is_rewritten_from_the_checkpoint(one_epoch, mnist_np
     assert 'did not hold the 1 rows its checkpoint keeps' in caplog.text
 
 
+@pytest.mark.slow
 def test_stop_request_and_steps_per_loop_change_nothing(mnist_npz, tmp_path):
     # in this process, a stop as Ctrl-C asks for it, and loops of 2 and 1 step (3 an epoch):
     # stopped after the first loop of epoch 2 and resumed, it equals a plain K=1 run
