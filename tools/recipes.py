@@ -153,16 +153,16 @@ def draw(found, floor, path):
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), dpi=100,
                              squeeze=False)
     for ax, data in zip(axes[0], datasets):
-        for name in list(FLAGS.recipes) + ['pytorch/examples']:
+        for index, name in enumerate(list(FLAGS.recipes) + ['pytorch/examples']):
             if (data, name) not in found:
                 continue
             runs = np.array(found[(data, name)])
             step = FLAGS.epochs // runs.shape[1]
             epochs = np.arange(1, runs.shape[1] + 1) * step
-            line, = ax.plot(epochs, runs.mean(axis=0), label='{} ({} seeds)'.format(
-                name, len(runs)))
-            ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.15,
-                            color=line.get_color())
+            color = 'C{}'.format(index % 10)  # a recipe has the same colour in both panels
+            ax.plot(epochs, runs.mean(axis=0), color=color, label='{} ({} seed{})'.format(
+                name, len(runs), 's' if len(runs) > 1 else ''))
+            ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.15, color=color)
         ax.axhline(floor, color='grey', linestyle=':', label='real vs real (floor)')
         ax.set_yscale('log')
         ax.set_title('{}: {}'.format(data, 'all 1,797 digits' if data == 'digits' else
@@ -199,7 +199,7 @@ def main(_argv):
     floor = metrics.fid(real[::2], real[1::2])
     if not FLAGS.report:
         train_all(extractor, reference)
-    found = dict(results(), **pytorch_results(extractor, reference))
+    found = {**results(), **pytorch_results(extractor, reference)}
     summary = report(found, floor)
     figure = FLAGS.figure or os.path.join(FLAGS.work_dir, 'recipes.png')
     draw(found, floor, figure)
