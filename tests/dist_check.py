@@ -48,7 +48,8 @@ def run(variant):
     with strategy.scope():
         G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
                                                  sync_bn='sync_bn' in options)
-        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9, 7) if recipe else None
+        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9,
+                                       7) if recipe else None
     if 'no_dropout' in options:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):

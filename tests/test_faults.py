@@ -26,10 +26,10 @@ from helpers import (ROOT, SMALL, StopAt, csv_text, error_line, run_script, scri
                      small_config, start_script, train_in_process)
 from utils import OutputError, UsageError
 
-RUN = dict(ImageType='MNIST', epochs=3, steps_per_epoch=2, seed=11)
-
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('faults')
+
+RUN = dict(ImageType='MNIST', epochs=3, steps_per_epoch=2, seed=11)
 
 
 @pytest.fixture(scope='session')

@@ -72,7 +72,7 @@ def test_sigkill_then_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz
                         r'command again', out)
     assert stopped and 1 <= int(stopped.group(1)) < 6, out + err
     assert 'Traceback' not in err
-    assert csv_text(cwd).count('\n') == 2  # header and epoch 1
+    assert csv_text(cwd).count('\n') == 2  # header and the first epoch's row
     ckpt = checkpoint(cwd)
     assert ckpt.get_tensor('step_in_epoch/.ATTRIBUTES/VARIABLE_VALUE') == int(stopped.group(1))
 

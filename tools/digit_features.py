@@ -23,8 +23,8 @@ EPOCHS = 15  # of the model tools/recipes.py measures with
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out', 'data/digit_features.keras', 'where to save the feature model (default '
                     'data/digit_features.keras, ignored by git)')
-flags.DEFINE_integer('classifier_epochs', EPOCHS, 'epochs of training over the 1,500 digits (default 15, as '
-                     'tools/recipes.py trains it)', lower_bound=1)
+flags.DEFINE_integer('classifier_epochs', EPOCHS, 'epochs of training over the 1,500 digits '
+                     '(default 15, as tools/recipes.py trains it)', lower_bound=1)
 
 
 def train_classifier(path, epochs=EPOCHS):

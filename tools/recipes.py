@@ -26,19 +26,22 @@ import utils  # noqa: E402
 from tools import digit_features  # noqa: E402
 
 SUBSET, REPEATS = 300, 6
+EMA = dict(ema=0.999)
+AUGMENT = dict(augment='color,translation,cutout')
+# the best of three TTUR settings in the one-seed search: a slower D, not a faster one
+TTUR = dict(lr_D=1e-4)
+# found in a one-seed search (docs/recipes.md): no decay, no Dropout in D, and the average
+TUNED = dict(EMA, lr_decay_epochs='', dropout=0.0)
 # each recipe's changes to the seed's flags
 RECIPES = {
     'seed': {},
-    'ema': dict(ema=0.999),
-    'augment': dict(augment='color,translation,cutout'),
-    'ema+augment': dict(ema=0.999, augment='color,translation,cutout'),
-    # found in a one-seed search (docs/recipes.md): no decay, no Dropout in D, and the average
-    'tuned': dict(ema=0.999, lr_decay_epochs='', dropout=0.0),
-    'tuned+augment': dict(ema=0.999, lr_decay_epochs='', dropout=0.0,
-                          augment='color,translation,cutout'),
-    # the best of three TTUR settings in the one-seed search: a slower D, not a faster one
-    'ttur': dict(lr_D=1e-4),
-    'tuned+ttur': dict(ema=0.999, lr_decay_epochs='', dropout=0.0, lr_D=1e-4),
+    'ema': EMA,
+    'augment': AUGMENT,
+    'ema+augment': dict(EMA, **AUGMENT),
+    'tuned': TUNED,
+    'tuned+augment': dict(TUNED, **AUGMENT),
+    'ttur': TTUR,
+    'tuned+ttur': dict(TUNED, **TTUR),
 }
 
 
@@ -185,13 +188,13 @@ def main(_argv):
     if not os.path.isfile(os.path.join(FLAGS.work_dir, 'subset300.npz')):
         subset_npz(os.path.join(FLAGS.work_dir, 'subset300.npz'))
     # the same images at 32 px for tools/pytorch_dcgan.py
-    for name, path in (('digits', ''), ('subset300', os.path.join(FLAGS.work_dir,
-                                                                 'subset300.npz'))):
+    sources = {'digits': lambda: dataset.load_digits(digit_features.SIZE),
+               'subset300': lambda: dataset.load_mnist(
+                   os.path.join(FLAGS.work_dir, 'subset300.npz'), digit_features.SIZE)}
+    for name, load in sources.items():
         out = os.path.join(FLAGS.work_dir, name + '_32px.npz')
         if not os.path.isfile(out):
-            source = dataset.load_digits(digit_features.SIZE) if not path else \
-                dataset.load_mnist(path, digit_features.SIZE)
-            np.savez(out, images=np.stack(list(source.as_numpy_iterator())))
+            np.savez(out, images=np.stack(list(load().as_numpy_iterator())))
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(classifier))
     images = np.stack(list(dataset.load_digits(digit_features.SIZE).as_numpy_iterator()))
     real, _ = extractor(iter([images]), len(images), 'real digits')
