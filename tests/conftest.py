@@ -50,3 +50,9 @@ def records(celeba_root, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('records'))
     convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False)
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first, so that the last minute on each core is short tests and not
+    one process training alone (pytest.ini hands them out in this order)."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)

@@ -15,9 +15,8 @@ EPOCHS = ['--epochs=2', '--steps_per_epoch=6']
 
 
 def mnist_args(mnist_npz, *extra):
-    # the seed's width (the last --filters wins): a step lasts long enough to stop mid-epoch and
-    # for the progress bar to show every step (at half of it a quiet CPU skipped 2/6)
-    return SMALL + ['--filters=1024', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
+    # half the seed's width (the last --filters wins): a step lasts long enough to stop mid-epoch
+    return SMALL + ['--filters=512', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
                     '--seed=5'] + EPOCHS + list(extra)
 
 
@@ -30,7 +29,7 @@ def reference(mnist_npz, tmp_path_factory):
     """An uninterrupted 2-epoch run (in this process: main.py's runs must equal it)."""
     cwd = str(tmp_path_factory.mktemp('reference'))
     train_in_process(cwd, ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=2,
-                     steps_per_epoch=6, filters=1024)
+                     steps_per_epoch=6, filters=512)
     return cwd
 
 
@@ -59,14 +58,15 @@ def interrupt_when(proc, pattern, sig, timeout=300):
 @pytest.mark.slow
 def test_sigkill_then_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
-    # kill -9 in epoch 2: the command continues from the end of epoch 1
+    # kill -9 in epoch 2: the command continues from the end of epoch 1 (the progress bar may skip
+    # a step's line when steps are fast, so any of the middle steps will do)
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 2/6', signal.SIGKILL)
+    interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| [2-4]/6', signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     noise_before = checkpoint(cwd).get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
     # then Ctrl-C in the same epoch: saved where it stopped
-    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| 1/6', signal.SIGINT)
+    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| [1-3]/6', signal.SIGINT)
     assert 'epoch 2 of 2, after step 0 of 6 (global step 6)' in err
     assert proc.returncode == 130, err
     stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
