@@ -579,15 +579,27 @@ def summarise(part):
                 smaller_than=smaller, complete=len(part['shards']) == part['planned_shards'])
 
 
+@contextlib.contextmanager
 def worker_pool(workers):
-    """A pool of forked worker processes, or a no-op context for workers=1."""
+    """A pool of forked worker processes, or None for workers=1; closed and joined when the work
+    is done, terminated only on an error or Ctrl-C."""
     if workers <= 1:
-        return contextlib.nullcontext()
+        yield None
+        return
     # fork starts workers at once with this process's memory; they only serialise protos and
     # write files, and the parent has run no TensorFlow op (spawn would import TensorFlow again).
     # Ctrl-C is left to the parent, which stops them: no traceback from every worker
-    return multiprocessing.get_context('fork').Pool(workers, signal.signal,
+    pool = multiprocessing.get_context('fork').Pool(workers, signal.signal,
                                                     (signal.SIGINT, signal.SIG_IGN))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    # not terminate(): with a worker idle on the task queue it can wait forever for that queue's
+    # lock (python/cpython#73945), as a test's converter once did
+    pool.close()
+    pool.join()
 
 
 def verify(out_dir, progress=True):
