@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import logging
 
 import records
-from records import CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, record_pattern
+from records import CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, PLACEHOLDER_RECORDS, record_pattern
 import utils
 from utils import UsageError
 
@@ -20,8 +20,6 @@ GRAYSCALE_TYPES = ('MNIST', 'digits')
 RECORD_TYPES = CELEBA_TYPES + (FOLDER,)
 IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
-# the seed's placeholder for --TFRecordPath: nothing was converted yet
-PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU
 QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',
                '--BATCH_SIZE=32', '--epochs=30', '--dropout=0', '--lr_decay_epochs=',

@@ -11,9 +11,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-import dataset  # noqa: E402
-import devices  # noqa: E402
-import trainer  # noqa: E402
+import records  # noqa: E402
 import utils  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -29,7 +27,7 @@ flags.DEFINE_enum('ImageType', 'img_celeba',
                   'any folder of pictures with convert_tfrecord.py) (default img_celeba)')
 flags.DEFINE_boolean('bbox', True, 'crop img_celeba faces by their bounding box; ignored (reported '
                      'False) for every other type (default True)')
-flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
+flags.DEFINE_string('TFRecordPath', records.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
                     '(or folder) records (default TFRecordFilePath, the original script\'s placeholder); '
                     'with --ImageType=folder its name is the SaveName\'s')
 flags.DEFINE_string('LOG_PATH', 'logs/', 'folder for the CSV loss logs and TensorBoard (default logs/)')
@@ -145,6 +143,7 @@ PATH_FLAGS = ('DatasetPath', 'TFRecordPath', 'LOG_PATH', 'MODEL_PATH', 'PLOT_PAT
 
 def config_from_flags():
     """The run's Config from the parsed flags (same names), with ~ and $VARS in paths expanded."""
+    import trainer
     return trainer.Config(**{f.name: utils.expand_path(FLAGS[f.name].value)
                              if f.name in PATH_FLAGS else FLAGS[f.name].value
                              for f in dataclasses.fields(trainer.Config)})
@@ -152,6 +151,10 @@ def config_from_flags():
 
 @utils.entry_point
 def main(_argv):
+    # TensorFlow (5 s) loads here, once the flags are parsed: --help and a mistyped flag answer
+    # at once, and Ctrl-C while it loads is the boundary's one-line stop
+    import devices
+    import trainer
     devices.configure_tensorflow()
     try:
         trainer.train(config_from_flags())

@@ -1,10 +1,11 @@
 """The TFRecord format of converted CelebA and folder images: file names, feature keys, and the
 encoding and parsing of one tf.train.Example. The converter, the input pipelines, bench.py and the
-tools all spell a key through this file."""
+tools all spell a key through this file. TensorFlow is imported by the functions that encode
+or parse, so that main.py's flags (which name PLACEHOLDER_RECORDS) load without it."""
 import os
 
-import tensorflow as tf
-
+# the seed's placeholder for --TFRecordPath: nothing was converted yet
+PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 PARTITIONS = ('train', 'val', 'test')
 CELEBA_TYPES = ('img_celeba', 'img_align_celeba', 'img_align_celeba_png')
 # a converted folder of pictures is stored as one more image type
@@ -63,6 +64,7 @@ def make_example(item, images, preresized=None):
     images: {image type: (file name, bytes)}; preresized: {feature key: raw uint8 pixels}.
     Filled in place: building Feature messages first and passing them in copies every image twice.
     """
+    import tensorflow as tf
     example = tf.train.Example()
     feature = example.features.feature
     for image_type, (name, data) in images.items():
@@ -83,6 +85,7 @@ def make_example(item, images, preresized=None):
 
 def image_features(image_type, crop_bbox):
     """The parse spec of one encoded image (and its box, when cropping by it)."""
+    import tensorflow as tf
     features = {encoded_key(image_type): tf.io.FixedLenFeature([], tf.string)}
     if crop_bbox:
         features[BBOX_KEY] = tf.io.FixedLenFeature([4], tf.float32)
@@ -91,12 +94,14 @@ def image_features(image_type, crop_bbox):
 
 def parse_image(raw, image_type, crop_bbox):
     """(encoded image, bbox or None) of one serialised record."""
+    import tensorflow as tf
     example = tf.io.parse_single_example(raw, image_features(image_type, crop_bbox))
     return example[encoded_key(image_type)], example.get(BBOX_KEY)
 
 
 def parse_preresized(records, key, size):
     """A batch of serialised records -> their preresized images, uint8 [n, size, size, 3]."""
+    import tensorflow as tf
     pixels = tf.io.parse_example(records, {key: tf.io.FixedLenFeature([], tf.string)})
     return tf.reshape(tf.io.decode_raw(pixels[key], tf.uint8), [-1, size, size, 3])
 
@@ -104,6 +109,7 @@ def parse_preresized(records, key, size):
 def seed_features():
     """The parse spec of every feature the seed's converter wrote (all image types and
     annotations), as the seed's reader parses them."""
+    import tensorflow as tf
     features = {k(t): tf.io.FixedLenFeature([], tf.string)
                 for t in CELEBA_TYPES for k in (filename_key, encoded_key)}
     for key, kind, width in ANNOTATIONS.values():

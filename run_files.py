@@ -10,7 +10,6 @@ import time
 
 from absl import logging
 
-import checkpoints
 from utils import UsageError
 
 
@@ -181,6 +180,7 @@ def saved_run_flags(files, current, shape_flags, defaults):
     the value of a shape flag for runs saved before it existed."""
     saved = read_saved_flags(files.flags)
     if saved is None:
+        import checkpoints  # TensorFlow, which plot_logs.py (a RunFiles user) does without
         saved = checkpoints.saved_flags(files.checkpoints)
         if saved is not None:
             logging.warning('%s is missing: the run\'s flags (seed %s) come from its checkpoint',

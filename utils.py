@@ -1,5 +1,8 @@
 """What several entry points share: errors and the error boundary, safe file writes, losses, the
-LR schedule, sample grids, the CSV loss log."""
+LR schedule, sample grids, the CSV loss log.
+
+TensorFlow and Keras are imported by the functions that use them, not here: plot_logs.py, and
+main.py's --help and flag errors, then run without loading them (5 s on a 2-core CPU)."""
 import contextlib
 import errno
 import functools
@@ -11,9 +14,7 @@ import sys
 import tempfile
 import zipfile
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 import interrupts
 
@@ -100,16 +101,16 @@ def entry_point(main):
 
 def error_message(e):
     """The one-line message of any error that reached an entry point's boundary."""
-    import tensorflow as tf
     if isinstance(e, UsageError):
         return str(e)
     hint = ' (set {}=1 to see the traceback)'.format(DEBUG_ENV)
     if isinstance(e, OutputError):
         return e.describe() + hint
-    if isinstance(e, tf.errors.ResourceExhaustedError) and 'No space' not in e.message:
+    tf_errors = tensorflow_errors()
+    if tf_errors and isinstance(e, tf_errors.ResourceExhaustedError) and 'No space' not in e.message:
         return 'out of memory ({}): use a smaller --BATCH_SIZE (or --batch).{}'.format(
             short_text(e, 120), hint)
-    if isinstance(e, tf.errors.OpError):
+    if tf_errors and isinstance(e, tf_errors.OpError):
         return '{}: {}{}'.format(type(e).__name__, short_text(e, 200), hint)
     if isinstance(e, OSError):
         return 'cannot use {} ({}).{}'.format(e.filename or 'a file', e.strerror or e, hint)
@@ -119,9 +120,16 @@ def error_message(e):
         type(e).__name__, short_text(e, 200), hint)
 
 
-# what a failed write raises: OSError from Python, OpError from TensorFlow, RuntimeError or
-# ValueError from h5py
-WRITE_ERRORS = (OSError, RuntimeError, ValueError, tf.errors.OpError)
+def tensorflow_errors():
+    """tf.errors where TensorFlow is loaded, else None (nothing then raises its errors)."""
+    return getattr(sys.modules.get('tensorflow'), 'errors', None)
+
+
+def write_errors():
+    """What a failed write raises: OSError from Python, OpError from TensorFlow, RuntimeError or
+    ValueError from h5py."""
+    tf_errors = tensorflow_errors()
+    return (OSError, RuntimeError, ValueError) + ((tf_errors.OpError,) if tf_errors else ())
 
 
 @contextlib.contextmanager
@@ -130,7 +138,7 @@ def writing(what, path):
     appended log) into an OutputError that names both."""
     try:
         yield
-    except WRITE_ERRORS as e:
+    except write_errors() as e:
         raise OutputError(what, path, e) from e
 
 
@@ -197,20 +205,26 @@ def check_writable(folder):
 
 # ----------------------------------------------------------------------------- losses
 
-# per-example BCE on probabilities, as the seed's BinaryCrossentropy; averaged below
-cross_entropy = keras.losses.BinaryCrossentropy(reduction=None)
+@functools.cache
+def cross_entropy():
+    """Per-example BCE on probabilities, as the seed's BinaryCrossentropy (averaged below)."""
+    import keras
+    return keras.losses.BinaryCrossentropy(reduction=None)
 
 
 def discriminator_loss(real_output, fake_output, global_batch_size):
     """The seed's D loss, BCE(1, D(x)) + BCE(0, D(G(z))), averaged over the global batch."""
-    per_example = (cross_entropy(tf.ones_like(real_output), real_output)
-                   + cross_entropy(tf.zeros_like(fake_output), fake_output))
+    import tensorflow as tf
+    bce = cross_entropy()
+    per_example = (bce(tf.ones_like(real_output), real_output)
+                   + bce(tf.zeros_like(fake_output), fake_output))
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
 def generator_loss(fake_output, global_batch_size):
     """The seed's G loss, BCE(1, D(G(z))), averaged over the global batch."""
-    per_example = cross_entropy(tf.ones_like(fake_output), fake_output)
+    import tensorflow as tf
+    per_example = cross_entropy()(tf.ones_like(fake_output), fake_output)
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
@@ -232,6 +246,7 @@ def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
     The optimizer evaluates the schedule at its update count before incrementing it, and
     PiecewiseConstantDecay keeps a value up to and including its boundary, hence the -1.
     """
+    import keras
     if not decay_epochs:  # a decay rate of 1: the same rate at every step
         return keras.optimizers.schedules.ExponentialDecay(lr, 1, 1.0)
     boundaries = [steps_per_epoch * e - 1 for e in decay_epochs]
@@ -275,6 +290,7 @@ def viewable(image, side=VIEW_SIDE):
 
 def write_png(path, image, what='a picture'):
     """Write a uint8 [H, W, 1 or 3] array as a grayscale or RGB PNG, completely or not at all."""
+    import tensorflow as tf
     with saving(what, path) as tmp:
         tf.io.write_file(tmp, tf.io.encode_png(image))
 

@@ -10,6 +10,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before any test module imports TensorFlow
+# one thread per TensorFlow op pool in every test process and the entry points they start:
+# pytest-xdist already runs a process per core, and more threads than cores only add switching
+for _pool in ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS'):
+    os.environ.setdefault(_pool, '1')
 
 
 @pytest.fixture(autouse=True, scope='session')
