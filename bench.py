@@ -48,7 +48,7 @@ flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters for the timed train 
                      'dispatch section; when not the original 1024, fp32 at 1024 is timed too, for the '
                      'ratio (default 1024)')
 flags.DEFINE_integer('inception_images', 64, 'images timed through InceptionV3 at 299x299 '
-                     '(default 64)')
+                     '(default 64)', lower_bound=1)
 
 MODES = {'fp32': ('none', False), 'bf16': ('bf16', False), 'fp16': ('fp16', False),
          'jit': ('none', True), 'jit_bf16': ('bf16', True), 'jit_fp16': ('fp16', True)}
@@ -186,11 +186,12 @@ def time_inception(count, batch=16):
     """InceptionV3 feature extraction at 299x299 (random weights: the same speed), images/s."""
     keras.backend.clear_session()
     extractor = metrics.FeatureExtractor(metrics.inception_v3(None), 'inception_v3')
+    batch = min(batch, count)
     images = tf.random.uniform([batch, 64, 64, 3], -1, 1)
     extractor(iter([images]), batch, 'warm-up')
     start = time.perf_counter()
-    extractor(iter([images] * max(1, count // batch)), count, 'InceptionV3')
-    return max(1, count // batch) * batch / (time.perf_counter() - start)
+    extractor(iter([images] * (count // batch)), count, 'InceptionV3')
+    return count // batch * batch / (time.perf_counter() - start)
 
 
 def convert(root, out, **options):
