@@ -10,15 +10,13 @@ import tensorflow as tf
 from absl import logging
 
 import records
-from records import CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, PLACEHOLDER_RECORDS, record_pattern
+from records import (CELEBA_TYPES, FOLDER, IMAGE_TYPES, MANIFEST, PARTITIONS,
+                     PLACEHOLDER_RECORDS, RECORD_TYPES, record_pattern)
 import utils
 from utils import UsageError
 
 AUTOTUNE = tf.data.AUTOTUNE
 GRAYSCALE_TYPES = ('MNIST', 'digits')
-# types read from converted records, and every --ImageType (arrays are read whole)
-RECORD_TYPES = CELEBA_TYPES + (FOLDER,)
-IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU
 QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',

@@ -11,8 +11,7 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-import dataset  # noqa: E402
-import model  # noqa: E402
+import records  # noqa: E402
 import utils  # noqa: E402
 from utils import UsageError  # noqa: E402
 
@@ -23,7 +22,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
                     'file (its shape flags come from the flags.json beside it, or from '
                     '--ImageType, --DisInSize, --noise_dim and --filters)')
-flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES), 'with a .weights.h5 file: '
+flags.DEFINE_enum('ImageType', 'MNIST', list(records.IMAGE_TYPES), 'with a .weights.h5 file: '
                   'MNIST or digits (1 channel), or another type (3 channels) (default MNIST)')
 flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
@@ -175,6 +174,9 @@ def main(_argv):
     if not config.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
     utils.check_output_file(config.out, OUTPUT_TYPES)
+    # TensorFlow (5 s) loads here, after the checks above: a mistake is answered at once
+    import dataset
+    import model
     generator = model.load_generator(config.model, dataset.channels(config.ImageType),
                                      config.DisInSize, config.noise_dim, config.filters,
                                      given=[f for f in model.SHAPE_FLAGS if FLAGS[f].present])

@@ -1,7 +1,8 @@
 """The TFRecord format of converted CelebA and folder images: file names, feature keys, and the
 encoding and parsing of one tf.train.Example. The converter, the input pipelines, bench.py and the
 tools all spell a key through this file. TensorFlow is imported by the functions that encode
-or parse, so that main.py's flags (which name PLACEHOLDER_RECORDS) load without it."""
+or parse, so that the entry points' flags (which name IMAGE_TYPES and PLACEHOLDER_RECORDS) load
+without it."""
 import os
 
 # the seed's placeholder for --TFRecordPath: nothing was converted yet
@@ -10,6 +11,9 @@ PARTITIONS = ('train', 'val', 'test')
 CELEBA_TYPES = ('img_celeba', 'img_align_celeba', 'img_align_celeba_png')
 # a converted folder of pictures is stored as one more image type
 FOLDER = 'folder'
+# types read from converted records, and every --ImageType (arrays are read whole, not from records)
+RECORD_TYPES = CELEBA_TYPES + (FOLDER,)
+IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 MANIFEST = 'manifest.json'
 NUM_ATTRS = 40
 NUM_LANDMARKS = 10
