@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import tensorflow as tf
 from absl import logging
@@ -124,11 +125,19 @@ class RunCheckpoint:
         return None
 
     def open(self, prefixes):
-        """Rewrite the state file to list prefixes (newest first) and start the manager."""
+        """Rewrite the state file to list prefixes (newest first) and start the manager.
+
+        Each is listed with its time, after the last preserved one: without times the manager
+        takes them as preserved and never deletes them, and every resume left --keep_checkpoints
+        more behind. The manager deletes the oldest beyond keep at its next save."""
         if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
-            names = [os.path.basename(p) for p in prefixes]  # relative to the folder, as TF's
+            oldest_first = prefixes[::-1]
+            times = [os.path.getmtime(p + '.index') for p in oldest_first]
             tf.compat.v1.train.update_checkpoint_state(
-                self.directory, names[0] if names else '', names[::-1])
+                self.directory, os.path.basename(prefixes[0]) if prefixes else '',
+                [os.path.basename(p) for p in oldest_first],  # relative to the folder, as TF's
+                all_model_checkpoint_timestamps=times,
+                last_preserved_timestamp=min(times, default=time.time()) - 1)
         self.manager = tf.train.CheckpointManager(self.ckpt, self.directory,
                                                   max_to_keep=self.keep)
 

@@ -523,7 +523,7 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
                                                 shard_mb, overwrite, layout, image_size, bbox)
             # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
-            # tasks pickled through a 64 KB pipe kept them waiting for this process
+            # tasks serialised through a 64 KB pipe kept them waiting for this process
             with worker_pool(min(workers, len(TASKS))) as pool, \
                     tqdm(total=sum(len(task[1]) for task in TASKS), unit='img', desc='converting',
                          disable=not progress, smoothing=0.1) as bar:

@@ -2,8 +2,12 @@
 pictures): unbatched float32 images in [-1, 1]."""
 import dataclasses
 import glob
+import io
 import json
 import os
+import pickle
+import re
+import tarfile
 
 import numpy as np
 import tensorflow as tf
@@ -106,9 +110,40 @@ def load_digits(size):
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
+class CifarBatchUnpickler(pickle.Unpickler):
+    """Reads a batch of CIFAR-10's python version, whose dict of arrays names only the classes
+    below; any other class is refused before it is looked up, so a crafted file cannot run code."""
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
+               ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct')}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError('it names {}.{}, which no CIFAR-10 batch holds (a crafted '
+                                         'file? it was not run)'.format(module, name))
+        return super().find_class(module, name)
+
+
+def cifar_batch_rows(tar, member):
+    """The [N, 3072] uint8 rows of one batch file of either official tarball, read as plain data:
+    the binary version's records of a label byte and 3,072 pixel bytes, or the python version's
+    dict through CifarBatchUnpickler."""
+    data = tar.extractfile(member).read()
+    if member.endswith('.bin'):
+        if len(data) % 3073:
+            raise ValueError('{} is {} bytes, not whole records of 3,073'.format(member, len(data)))
+        return np.frombuffer(data, np.uint8).reshape(-1, 3073)[:, 1:]
+    batch = CifarBatchUnpickler(io.BytesIO(data), encoding='bytes').load()
+    rows = batch.get(b'data') if isinstance(batch, dict) else None
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 \
+            or rows.shape[1] != 3072:
+        raise ValueError('{} holds no [N, 3072] uint8 data array'.format(member))
+    return rows
+
+
 def read_cifar10(path):
     """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3]: from the official
-    cifar-10-python.tar.gz, an npz in Keras' layout, or (path None) Keras' download."""
+    cifar-10-python.tar.gz or cifar-10-binary.tar.gz, an npz in Keras' layout (no pickled
+    objects), or (path None) Keras' download. Nothing in the file is run."""
     if path is None:
         return keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
                               '--cifar_path=/path/to/cifar-10-python.tar.gz'.format(CIFAR_URL))
@@ -124,14 +159,15 @@ def read_cifar10(path):
                                      '(x_train, y_train, x_test, y_test).'.format(path))
                 train_x = data['x_train']
         else:
-            import pickle
-            import tarfile
             with tarfile.open(path) as tar:
-                batches = sorted(m for m in tar.getnames() if '/data_batch_' in m)
+                batches = sorted(m for m in tar.getnames()
+                                 if re.search(r'/data_batch_\d+(\.bin)?$', m))
                 if not batches:
-                    raise UsageError('{} holds no cifar-10-batches-py/data_batch_* files: is it '
-                                     'the python version of CIFAR-10 ({})?'.format(path, CIFAR_URL))
-                rows = [pickle.load(tar.extractfile(m), encoding='bytes')[b'data'] for m in batches]
+                    raise UsageError('{} holds no cifar-10-batches-py/data_batch_* (or '
+                                     'cifar-10-batches-bin/data_batch_*.bin) files: is it the '
+                                     'python or binary version of CIFAR-10 ({})?'.format(
+                                         path, CIFAR_URL))
+                rows = [cifar_batch_rows(tar, m) for m in batches]
             train_x = np.concatenate(rows).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     except UsageError:
         raise

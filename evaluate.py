@@ -29,7 +29,7 @@ flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES),
                   'real images to compare with, as main.py\'s --ImageType (default MNIST)')
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
                     'download')
-flags.DEFINE_string('cifar_path', '', 'local CIFAR-10 (cifar-10-python.tar.gz or a Keras-layout '
+flags.DEFINE_string('cifar_path', '', 'local CIFAR-10 (cifar-10-python.tar.gz, -binary.tar.gz or a Keras-layout '
                     'npz); empty (default) = Keras\' download. Its reference statistics use the '
                     '50,000 training images, the common protocol')
 flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '

@@ -67,7 +67,7 @@ flags.DEFINE_string('augment', '', 'DiffAugment policies applied to real and gen
 
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
                     'download')
-flags.DEFINE_string('cifar_path', '', 'local CIFAR-10: the official cifar-10-python.tar.gz or an npz '
+flags.DEFINE_string('cifar_path', '', 'local CIFAR-10: the official cifar-10-python.tar.gz or -binary.tar.gz, or an npz '
                     'in Keras\' layout; empty (default) = Keras\' download')
 flags.DEFINE_integer('steps_per_epoch', 0, 'batches per epoch; 0 (default) = the whole dataset',
                      lower_bound=0)

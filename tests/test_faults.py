@@ -123,6 +123,17 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(whole, two_epoch
     same_checkpoints(two_epochs, whole)
 
 
+def test_resumed_runs_keep_only_keep_checkpoints(whole, two_epochs, mnist_npz):
+    # every resume used to leave the checkpoints it found for ever: 2 + 1 here, and 8 after runs
+    # of 2, 5 and 9 epochs with the default 3
+    resume(two_epochs, mnist_npz, keep_checkpoints=1)
+    assert sorted(os.listdir(ckpt_dir(two_epochs))) == ['checkpoint', 'ckpt-6.data-00000-of-00001',
+                                                        'ckpt-6.index']
+    state = tf.train.get_checkpoint_state(ckpt_dir(two_epochs))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ['ckpt-6']
+    assert csv_text(two_epochs) == csv_text(whole)
+
+
 def test_every_checkpoint_damaged_is_one_error(two_epochs, mnist_npz):
     for data in glob.glob(os.path.join(ckpt_dir(two_epochs), 'ckpt-*.data-*')):
         open(data, 'wb').close()

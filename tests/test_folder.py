@@ -181,6 +181,56 @@ def test_cifar10_tarball_reads_and_trains(tmp_path):
         dataset.read_cifar10(str(tmp_path / 'empty.tar.gz'))
 
 
+class RunsCode:
+    """Unpickled, it would run a shell command that writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, ('touch ' + self.marker,)
+
+
+def test_a_cifar_file_that_would_run_code_is_refused_unrun(tmp_path):
+    marker = str(tmp_path / 'ran')
+    for name, payload in (('data_batch_1', RunsCode(marker)),  # the whole pickle, or inside the dict
+                          ('data_batch_2', {b'data': RunsCode(marker), b'labels': [0]})):
+        path = str(tmp_path / (name + '.tar.gz'))
+        with tarfile.open(path, 'w:gz') as tar:
+            data = pickle.dumps(payload)
+            info = tarfile.TarInfo('cifar-10-batches-py/' + name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(UsageError, match='could not be read as CIFAR-10.*posix.system, which '
+                                             'no CIFAR-10 batch holds'):
+            dataset.read_cifar10(path)
+        assert not os.path.exists(marker)
+
+
+def write_cifar_binary(path, images, extra=()):
+    """A cifar-10-binary.tar.gz of images in two batch files, then (name, bytes) extra members."""
+    rows = np.concatenate([np.full((len(images), 1), 7, np.uint8),
+                           images.transpose(0, 3, 1, 2).reshape(-1, 3072)], axis=1)
+    half = len(images) // 2
+    members = [('data_batch_1.bin', rows[:half].tobytes()),
+               ('data_batch_2.bin', rows[half:].tobytes())] + list(extra)
+    with tarfile.open(path, 'w:gz') as tar:
+        for name, data in members:
+            info = tarfile.TarInfo('cifar-10-batches-bin/' + name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_cifar10_binary_version_reads(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    path = str(tmp_path / 'cifar-10-binary.tar.gz')
+    write_cifar_binary(path, images)
+    np.testing.assert_array_equal(dataset.read_cifar10(path), images)
+    write_cifar_binary(path, images, [('data_batch_3.bin', bytes(100))])  # cut short
+    with pytest.raises(UsageError, match='data_batch_3.bin is 100 bytes, not whole records'):
+        dataset.read_cifar10(path)
+
+
 @pytest.mark.slow
 def test_folder_cli_converts_and_names_skips(pictures, tmp_path):
     result = run_script('convert_tfrecord.py', ['--DatasetPath=' + pictures[0],
