@@ -1,4 +1,5 @@
 """Convert a CelebA download, or any folder of pictures, to sharded TFRecords, or verify them."""
+import collections
 import contextlib
 import gc
 import glob
@@ -7,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import stat
 import struct
 import sys
 import time
@@ -55,6 +57,10 @@ flags.DEFINE_enum('image_size', '0', ['0', '32', '64', '128'],
                   'decoding while training; 0 (default) = store the files as they are')
 flags.DEFINE_boolean('bbox', True, 'with --image_size: store img_celeba cropped by its bounding box '
                      '(for main.py --bbox, the default), or --nobbox its centre square')
+flags.DEFINE_float('max_megapixels', 64, 'skip, and list, pictures of more megapixels than this '
+                   '(width x height / 10^6; default 64, a 48-megapixel phone photo passes): one of '
+                   '400 took 2 GB to decode in training, and a tiny file can claim a huge image '
+                   '(a decompression bomb)', lower_bound=0.001)
 flags.DEFINE_boolean('verify', False, 're-read every shard of --TFRecordPath, decode every image '
                      'and check the counts against manifest.json, then exit')
 
@@ -244,26 +250,66 @@ def check_image(data, image_type):
     return png_size(data) if image_type == 'img_align_celeba_png' else jpeg_size(data)
 
 
-def folder_image(data):
-    """(bytes to store, (width, height)) of one picture of a folder; ValueError if it is no whole image.
+# --max_megapixels' default, in pixels
+DEFAULT_MAX_PIXELS = 64 * 10 ** 6
+# EXIF's orientation tag: 1 = upright; 2-8 = mirrored and/or turned (phones in portrait: 6)
+ORIENTATION = 0x0112
+# reasons a picture is skipped, as the manifest's "kind" of each skip and the summary counts them
+SKIP_KINDS = ('missing', 'non-regular', 'unreadable', 'too large', 'undecodable', 'bbox')
 
-    8-bit RGB JPEGs and PNGs are stored as they are (checked in microseconds, as CelebA's); any
-    other picture Pillow reads (WebP, BMP, GIF's first frame, TIFF; CMYK, palette, 16-bit or
-    grayscale JPEG and PNG) is decoded, made RGB and stored as PNG.
+
+def exif_orientation(data):
+    """The EXIF orientation of an encoded picture: 1 (upright) also when it has no EXIF (looked
+    for in the first 64 KB, where JPEG's APP1 and PNG's eXIf stand, before Pillow opens it)."""
+    head = data[:1 << 16]
+    if b'Exif\0\0' not in head and b'eXIf' not in head:
+        return 1
+    from PIL import Image
+    with Image.open(io.BytesIO(data)) as img:
+        return img.getexif().get(ORIENTATION, 1)
+
+
+class TooLarge(ValueError):
+    """A picture of more pixels than --max_megapixels allows."""
+
+
+def check_pixels(width, height, max_pixels):
+    """TooLarge for a picture of more than max_pixels pixels."""
+    if width * height > max_pixels:
+        raise TooLarge('{}x{} = {:.1f} megapixels, over --max_megapixels={:g}'.format(
+            width, height, width * height / 1e6, max_pixels / 1e6))
+
+
+def folder_image(data, max_pixels):
+    """(bytes to store, (width, height), rotated) of one picture of a folder; ValueError if it is
+    no whole image or has more than max_pixels pixels.
+
+    Upright 8-bit RGB JPEGs and PNGs are stored as they are (checked in microseconds, as
+    CelebA's); any other picture Pillow reads (WebP, BMP, GIF's first frame, TIFF; CMYK, palette,
+    16-bit or grayscale JPEG and PNG; any with an EXIF orientation other than upright, turned
+    upright as a viewer shows it: rotated) is decoded, made RGB and stored as PNG.
     """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    fast = None
     if data[:2] == b'\xff\xd8':
         width, height, components = jpeg_frame(data)
-        if components == 3:
-            return data, (width, height)
+        fast = components == 3
     elif data[:8] == b'\x89PNG\r\n\x1a\n':
         width, height, depth, colour = png_header(data)
-        if (depth, colour) == (8, 2):
-            return data, (width, height)
-    from PIL import Image, UnidentifiedImageError
+        fast = (depth, colour) == (8, 2)
+    if fast is not None:
+        check_pixels(width, height, max_pixels)
     try:
+        orientation = exif_orientation(data) if fast else None
+        if orientation == 1:
+            return data, (width, height), False
+        Image.MAX_IMAGE_PIXELS = None  # max_pixels, checked before decoding, is the limit
         with Image.open(io.BytesIO(data)) as img:
+            check_pixels(*img.size, max_pixels)
             img.seek(0)  # an animation's first frame
             img.load()
+            orientation = img.getexif().get(ORIENTATION, 1)
+            img = ImageOps.exif_transpose(img)
             if img.mode.startswith('I'):  # 16- or 32-bit grayscale: keep the top 8 bits
                 pixels = np.asarray(img).astype(np.uint32)
                 img = Image.fromarray((pixels >> (8 if pixels.max() < 65536 else 24))
@@ -271,11 +317,13 @@ def folder_image(data):
             rgb = img.convert('RGB')
     except UnidentifiedImageError:
         raise ValueError('not an image Pillow can read')
+    except TooLarge:
+        raise
     except (OSError, SyntaxError, ValueError) as e:
         raise ValueError('corrupt or truncated ({})'.format(str(e).splitlines()[0][:100]))
     out = io.BytesIO()
     rgb.save(out, 'PNG', compress_level=1)
-    return out.getvalue(), rgb.size
+    return out.getvalue(), rgb.size, orientation not in (1, None)
 
 
 def folder_files(root):
@@ -315,74 +363,104 @@ def preresize(data, item, image_type, size, bbox):
     return {records.preresized_key(image_type, crop_bbox, size): pixels.numpy().tobytes()}
 
 
-def encode_item(item, image_dirs, image_types, image_size=0, bbox=True):
-    """Read, check and serialise one image's record; returns (bytes, None, shorter side of the
-    first image) or (None, reason, None). With image_size, the images are stored preresized."""
-    images, side = {}, None
+class Skip(Exception):
+    """An image left out of the records: kind (one of SKIP_KINDS) and the reason in words."""
+
+    def __init__(self, kind, reason):
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
+def read_picture(path):
+    """The bytes of one picture file; Skip unless it is a regular file that can be read (a FIFO
+    named *.jpg made the converter wait for ever)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise Skip('non-regular', 'not a regular file (a FIFO, socket or device): {}'.format(
+                path))
+        with open(path, 'rb') as f:
+            return f.read()
+    except FileNotFoundError:
+        raise Skip('missing', 'missing file {}'.format(path))
+    except OSError as e:
+        raise Skip('unreadable', 'cannot read {} ({})'.format(path, e.strerror))
+
+
+def encode_item(item, image_dirs, image_types, image_size=0, bbox=True,
+                max_pixels=DEFAULT_MAX_PIXELS):
+    """Read, check and serialise one image's record; returns (bytes, shorter side of the first
+    image, whether it was turned upright by its EXIF orientation), or raises Skip. With
+    image_size, the images are stored preresized."""
+    images, side, rotated = {}, None, False
     for image_type in image_types:
         path = image_file(image_dirs, image_type, item['id'])
-        try:
-            with open(path, 'rb') as f:
-                data = f.read()
-        except OSError as e:
-            return None, ('missing file {}'.format(path) if isinstance(e, FileNotFoundError)
-                          else 'cannot read {} ({})'.format(path, e.strerror)), None
+        data = read_picture(path)
         try:
             if image_type == FOLDER:
-                data, size = folder_image(data)
+                data, size, turned = folder_image(data, max_pixels)
+                rotated = rotated or turned
             else:
                 size = check_image(data, image_type)
+                check_pixels(*size, max_pixels)
+        except TooLarge as e:
+            raise Skip('too large', 'too large: {} is {}'.format(path, e))
         except ValueError as e:
-            return None, 'undecodable image {} ({})'.format(path, e), None
+            raise Skip('undecodable', 'undecodable image {} ({})'.format(path, e))
         side = side or min(size)
         # a folder's pictures keep their path below it (cats/a.jpg); CelebA's their file name
         images[image_type] = (item['id'] if image_type == FOLDER else os.path.basename(path), data)
         if image_type == 'img_celeba' and 'bbox' in item:
             if item['bbox'][2] <= 0 or item['bbox'][3] <= 0:
-                return None, 'zero-size bbox {}'.format(item['bbox']), None
+                raise Skip('bbox', 'zero-size bbox {}'.format(item['bbox']))
             box = clamp_bbox(item['bbox'], *size)
             if box is None:
-                return None, 'bbox {} outside the {}x{} image'.format(item['bbox'], *size), None
+                raise Skip('bbox', 'bbox {} outside the {}x{} image'.format(item['bbox'], *size))
             item = dict(item, bbox=box)
-    if not image_size:
-        return records.make_example(item, images).SerializeToString(), None, side
     preresized = {}
-    for image_type, (_, data) in images.items():
+    for image_type, (_, data) in images.items() if image_size else ():
         try:
             preresized.update(preresize(data, item, image_type, image_size, bbox))
         except tf.errors.OpError as e:
-            return None, 'undecodable image {} ({})'.format(
-                image_file(image_dirs, image_type, item['id']), e.message.splitlines()[0]), None
-    return records.make_example(item, images, preresized).SerializeToString(), None, side
+            raise Skip('undecodable', 'undecodable image {} ({})'.format(
+                image_file(image_dirs, image_type, item['id']), e.message.splitlines()[0]))
+    example = records.make_example(item, images, preresized if image_size else None)
+    return example.SerializeToString(), side, rotated
 
 
-def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True):
+def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True,
+                max_pixels=DEFAULT_MAX_PIXELS):
     """Write one shard under a temporary name and rename it when complete; returns its manifest
-    entry: records, skipped images with reasons, and how many images are smaller than each
-    training size."""
+    entry: records, its size in bytes, skipped images with kinds and reasons, how many were
+    turned upright, and how many images are smaller than each training size."""
     tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')
-    entry = {'records': 0, 'skipped': [], 'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
+    entry = {'records': 0, 'skipped': [], 'rotated': 0,
+             'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in items:
-            record, reason, side = encode_item(item, image_dirs, image_types, image_size, bbox)
-            if record is None:
-                entry['skipped'].append({'image': item['id'], 'reason': reason})
+            try:
+                record, side, rotated = encode_item(item, image_dirs, image_types, image_size,
+                                                    bbox, max_pixels)
+            except Skip as skip:
+                entry['skipped'].append({'image': item['id'], 'kind': skip.kind,
+                                         'reason': skip.reason})
                 continue
             writer.write(record)
             entry['records'] += 1
+            entry['rotated'] += rotated
             for size in TRAINING_SIZES:
                 entry['smaller_than'][size] += side < int(size)
     os.replace(tmp, path)
+    entry['bytes'] = os.path.getsize(path)
     return entry
 
 
-TASKS = []  # (path, items, image dirs, types, image size, bbox) of each shard, set by convert()
+TASKS = []  # (path, items, image dirs, types, image size, bbox, max pixels) of each shard
 
 
 def write_shard_task(index):
     """write_shard for TASKS[index] in a worker process, with the shard's image count for progress."""
-    path, items, image_dirs, image_types, image_size, bbox = TASKS[index]
-    return path, len(items), write_shard(path, items, image_dirs, image_types, image_size, bbox)
+    path, items, *settings = TASKS[index]
+    return path, len(items), write_shard(path, items, *settings)
 
 
 def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
@@ -466,7 +544,7 @@ def write_manifest(out_dir, manifest):
 
 
 def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto',
-               image_size=0, bbox=True):
+               image_size=0, bbox=True, max_pixels=DEFAULT_MAX_PIXELS):
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
     layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
@@ -493,7 +571,13 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
             raise UsageError('{} already holds {} records made with other settings ({} vs now {}): '
                              'add --overwrite to redo them, or choose another --TFRecordPath.'.format(
                                  out_dir, part, old['settings'], settings))
-        done = {} if overwrite or not old or old['settings'] != settings else old['shards']
+        done = {} if overwrite or not old or old['settings'] != settings else {
+            name: entry for name, entry in old['shards'].items()
+            if not records.shard_problem(os.path.join(out_dir, name), entry)}
+        for name in sorted(set(old['shards']) - set(done)) if old and not overwrite and \
+                old['settings'] == settings else ():
+            logging.warning('%s is missing or not as it was written (cut short?): converting it '
+                            'again', os.path.join(out_dir, name))
         names = {name for name, _ in shards}
         for path in existing:
             name = os.path.basename(path)
@@ -503,7 +587,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
                        'planned_shards': len(shards),
                        'shards': {n: s for n, s in done.items() if n in names}}
         tasks += [(os.path.join(out_dir, name), items, layout.image_dirs, image_types, image_size,
-                   bbox)
+                   bbox, max_pixels)
                   for name, items in shards if name not in parts[part]['shards']]
         manifest['partitions'][part] = summarise(parts[part])
     write_manifest(out_dir, manifest)
@@ -514,14 +598,16 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
 
 
 def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, workers=1,
-            overwrite=False, progress=True, layout='auto', image_size=0, bbox=True):
+            overwrite=False, progress=True, layout='auto', image_size=0, bbox=True,
+            max_pixels=DEFAULT_MAX_PIXELS):
     """Convert CelebA or a folder of pictures to shards in out_dir, resuming finished shards;
     returns the manifest."""
     global TASKS
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
-                                                shard_mb, overwrite, layout, image_size, bbox)
+                                                shard_mb, overwrite, layout, image_size, bbox,
+                                                max_pixels)
             # forked after planning, the workers inherit TASKS and are sent only indices: 40 KB
             # tasks serialised through a 64 KB pipe kept them waiting for this process
             with worker_pool(min(workers, len(TASKS))) as pool, \
@@ -576,7 +662,8 @@ def summarise(part):
     smaller = {size: sum(s.get('smaller_than', {}).get(size, 0) for s in shards)
                for size in TRAINING_SIZES}
     return dict(part, records=sum(s['records'] for s in shards), skipped=skipped,
-                smaller_than=smaller, complete=len(part['shards']) == part['planned_shards'])
+                rotated=sum(s.get('rotated', 0) for s in shards), smaller_than=smaller,
+                complete=len(part['shards']) == part['planned_shards'])
 
 
 @contextlib.contextmanager
@@ -688,14 +775,18 @@ def main(_argv):
         manifest = convert(source, out, FLAGS.Partition,
                            FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
                            layout=FLAGS.layout, image_size=int(FLAGS.image_size),
-                           bbox=FLAGS.bbox)
+                           bbox=FLAGS.bbox, max_pixels=int(FLAGS.max_megapixels * 10 ** 6))
     except UsageError as e:
         fail(e)
     images = 0
     for part, entry in manifest['partitions'].items():
         images += entry['records']
-        print('{:5s}: {:7d} records in {} shards, {} skipped'.format(
-            part, entry['records'], len(entry['shards']), len(entry['skipped'])))
+        kinds = collections.Counter(s.get('kind', 'undecodable') for s in entry['skipped'])
+        print('{:5s}: {:7d} records in {} shards, {} skipped{}{}'.format(
+            part, entry['records'], len(entry['shards']), len(entry['skipped']),
+            ' ({})'.format(', '.join('{} {}'.format(kinds[k], k) for k in SKIP_KINDS if kinds[k]))
+            if kinds else '', ', {} turned upright by their EXIF orientation'.format(
+                entry['rotated']) if entry.get('rotated') else ''))
         for skip in entry['skipped'][:20]:
             print('  skipped {}: {}'.format(skip['image'], skip['reason']))
         if len(entry['skipped']) > 20:

@@ -255,6 +255,23 @@ def read_manifest(tfrecord_dir):
     return manifest
 
 
+def check_shards(tfrecord_dir, partitions):
+    """UsageError naming the first shard of partitions that is missing or not as the converter
+    wrote it (a zero-byte or cut shard gave TensorFlow's OutOfRangeError mid-epoch)."""
+    manifest = read_manifest(tfrecord_dir) or {}
+    for part in partitions:
+        entry = manifest.get('partitions', {}).get(part, {})
+        for name, shard in sorted(entry.get('shards', {}).items()):
+            problem = records.shard_problem(os.path.join(tfrecord_dir, name), shard)
+            if problem:
+                raise UsageError('{} is {} ({} records): run the conversion that made it again, {} '
+                                 '--DatasetPath={} --TFRecordPath={} (with its other flags); it '
+                                 'rewrites only such shards.'.format(
+                                     os.path.join(tfrecord_dir, name), problem, shard['records'],
+                                     utils.command('convert_tfrecord.py'),
+                                     entry['settings']['source'], tfrecord_dir))
+
+
 def first_example(files):
     """Parse the first record of the first non-empty file as a tf.train.Example."""
     for path in files:
@@ -460,6 +477,7 @@ class DataSource:
         logging.info('Reading %s %s records from %s', self.image_type, partition,
                      self.tfrecord_dir)
         files = self.record_files()
+        check_shards(self.tfrecord_dir, PARTITIONS if partition == 'all' else (partition,))
         images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
                              files=files, uint8=uint8)
         if self.image_type == FOLDER:
@@ -472,12 +490,15 @@ class DataSource:
         return images, celeba_size(self.tfrecord_dir, partition)
 
     def read_error(self, error):
-        """The UsageError for a training image that cannot be read (a damaged record)."""
+        """The UsageError for a training image that cannot be read (a damaged record), or for
+        records that ran out before the count of their manifest (OutOfRangeError)."""
         where = self.array_path or self.tfrecord_dir
+        problem = ('its records ran out before the count of its manifest: a record file is '
+                   'shorter than when it was converted' if isinstance(error, tf.errors.OutOfRangeError)
+                   else utils.short_text(error, 200))
         return UsageError('cannot read a training image from {} ({}): run {} --verify '
                           '--TFRecordPath={} and reconvert what it reports.'.format(
-                              where, utils.short_text(error, 200),
-                              utils.command('convert_tfrecord.py'), where))
+                              where, problem, utils.command('convert_tfrecord.py'), where))
 
     def identity(self):
         """A string naming the images and when their files were made: it changes when they do."""

@@ -150,7 +150,7 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     return written
 
 
-@utils.entry_point
+@utils.entry_point(positional=True)
 def main(argv):
     expand = utils.expand_path
     for path in plot_logs([expand(a) for a in argv[1:]], expand(FLAGS.out_dir), FLAGS.name,

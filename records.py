@@ -35,6 +35,18 @@ def record_pattern(tfrecord_dir, partition):
     return os.path.join(tfrecord_dir, 'CelebA_{}.tfrecord*'.format(partition))
 
 
+def shard_problem(path, entry):
+    """Why a finished shard's file is not as the converter wrote it (missing, or not the size its
+    manifest entry records; entries from before they recorded one: empty), or None."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 'missing'
+    if size != entry.get('bytes', size or -1):
+        return '{} bytes, not the {} the converter wrote'.format(size, entry.get('bytes', 'some'))
+    return None
+
+
 def shard_name(partition, index, total):
     """File name of shard index of total: CelebA_train.tfrecord-00003-of-00012."""
     return 'CelebA_{}.tfrecord-{:05d}-of-{:05d}'.format(partition, index, total)

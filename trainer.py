@@ -378,7 +378,8 @@ class Trainer:
             k = min(c.steps_per_loop, self.steps_per_epoch - int(self.step_in_epoch))
             try:
                 values, first_bad = self.train_loop(iterator, tf.constant(k, tf.int64))
-            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError,
+                    tf.errors.OutOfRangeError) as e:
                 raise c.source.read_error(e)
             except tf.errors.ResourceExhaustedError as e:
                 raise UsageError('out of memory at --BATCH_SIZE={} ({}): use a smaller batch, '

@@ -76,16 +76,22 @@ def fail(message, status=1):
     sys.exit(status)
 
 
-def entry_point(main):
+def entry_point(main=None, positional=False):
     """main(argv) inside the error boundary every entry point shares: each error the user can do
     something about ends in one line naming the file and the next step, with a non-zero status,
-    never a traceback (set DCGAN_DEBUG=1 to see it). SIGTERM and SIGHUP end it as Ctrl-C does."""
+    never a traceback (set DCGAN_DEBUG=1 to see it). SIGTERM and SIGHUP end it as Ctrl-C does.
+    Words that are not flags are refused unless positional (@entry_point(positional=True))."""
+    if main is None:
+        return functools.partial(entry_point, positional=positional)
+
     @functools.wraps(main)
     def bounded(argv):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt, caught below
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, interrupts.raise_interrupted)
         try:
+            if not positional:
+                refuse_positional(argv)
             return main(argv)
         except Exception as e:
             if os.environ.get(DEBUG_ENV) == '1':
@@ -97,6 +103,16 @@ def entry_point(main):
                  'and records are kept; run the same command again to continue from '
                  'them.'.format(signal.Signals(signum).name), 128 + signum)
     return bounded
+
+
+def refuse_positional(argv):
+    """UsageError for words after the script's name that are not flags (absl ignores them): the
+    common slip `main.py epochs=5` trained with the default epochs."""
+    if len(argv) > 1:
+        script, word = os.path.basename(argv[0]), argv[1]
+        raise UsageError('{} takes only flags, and "{}" is not one: write {} (python {} --helpshort '
+                         'lists them).'.format(script, word, '--' + word.lstrip('-') if '=' in word
+                                               else '--flag=value', script))
 
 
 def error_message(e):

@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -233,6 +234,26 @@ def test_verify_catches_damaged_and_missing_shards(records, tmp_path):
     assert 'CelebA_val.tfrecord-00000-of-' in bad.stderr and 'listed in the manifest but missing' \
         in bad.stderr
     assert 'MISMATCH' in bad.stdout
+
+
+def test_a_cut_or_empty_shard_is_named_in_training_and_rewritten_by_a_rerun(celeba_root, records,
+                                                                           tmp_path, caplog):
+    out = str(tmp_path / 'rec')
+    shutil.copytree(records, out)
+    shards = sorted(glob.glob(dataset.record_pattern(out, 'train')))
+    before = open(shards[1], 'rb').read()
+    open(shards[1], 'wb').close()  # zero bytes
+    os.truncate(shards[2], 50)
+    os.remove(shards[3])
+    source = dataset.DataSource('img_align_celeba', 32, 'train', tfrecord_dir=out)
+    with pytest.raises(UsageError, match=re.escape(shards[1]) + r' is 0 bytes, not the \d+ the '
+                       r'converter wrote \(1 records\): run the conversion that made it again'):
+        source.load()
+    convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.01, progress=False)
+    assert open(shards[1], 'rb').read() == before and os.path.exists(shards[3])
+    assert caplog.text.count('is missing or not as it was written (cut short?)') == 3
+    assert convert_tfrecord.verify(out, progress=False) == []
+    assert source.load()[1] == 22
 
 
 def test_settings_change_needs_overwrite(celeba_root, tmp_path):

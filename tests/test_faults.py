@@ -343,6 +343,24 @@ def test_bit_flipped_keras_file_is_one_error(two_epochs):
         model.load_generator(path, 1, 32, 100)
 
 
+def test_words_that_are_not_flags_are_refused(capsys):
+    # absl ignores them: `main.py epochs=5 BATCH_SIZE=8` trained 35 epochs of 128, exit 0
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    ran = []
+    try:
+        with pytest.raises(SystemExit) as stop:
+            utils.entry_point(ran.append)(['main.py', 'epochs=5', 'BATCH_SIZE=8'])
+        assert stop.value.code == 1 and not ran
+        assert capsys.readouterr().err == ('ERROR: main.py takes only flags, and "epochs=5" is not '
+                                           'one: write --epochs=5 (python main.py --helpshort '
+                                           'lists them).\n')
+        utils.entry_point(positional=True)(ran.append)(['plot_logs.py', 'a.csv'])
+        assert ran == [['plot_logs.py', 'a.csv']]
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def test_unexpected_errors_are_one_line_with_the_debug_hint():
     assert utils.error_message(KeyError('x')).startswith('unexpected KeyError')
     assert 'DCGAN_DEBUG=1' in utils.error_message(OSError(13, 'Permission denied', 'f.txt'))

@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import tarfile
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 
 import convert_tfrecord
 import dataset
+import records
 import utils
 from helpers import error_line, run_script, train_in_process
 from tools import synthetic
@@ -124,6 +126,50 @@ def test_no_readable_pictures_is_one_message_with_the_skip_list(tmp_path):
         convert_tfrecord.convert(str(root), str(tmp_path / 'rec'), 'all', progress=False)
     skipped = json.load(open(tmp_path / 'rec' / 'manifest.json'))['partitions']['train']['skipped']
     assert len(skipped) == 300
+
+
+def test_exif_rotated_fifo_and_huge_pictures(tmp_path):
+    root = tmp_path / 'src'
+    root.mkdir()
+    # a phone photo taken in portrait: stored 40 wide and 20 high, EXIF orientation 6 (turn 90
+    # degrees clockwise to view); its top-left quarter red, the rest blue
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[...] = (0, 0, 255)
+    pixels[:10, :20] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[convert_tfrecord.ORIENTATION] = 6
+    Image.fromarray(pixels).save(root / 'portrait.jpg', quality=100, exif=exif)
+    Image.new('RGB', (30, 30), 'green').save(root / 'upright.jpg', exif=Image.Exif())
+    Image.new('L', (3000, 1000)).save(root / 'huge_gray.png')  # 3 megapixels, decoded by Pillow
+    Image.new('RGB', (2000, 1000)).save(root / 'huge_rgb.png')  # 2, stored as it is
+    with open(root / 'huge_gray.png', 'rb') as f:
+        data = f.read()
+    (root / 'huge_cut.png').write_bytes(data[:len(data) // 2])
+    os.mkfifo(str(root / 'pipe.jpg'))
+    # the old converter waited for a writer on the FIFO for ever: one comes after 20 s, so that
+    # it fails on the reason rather than hangs
+    writer = threading.Timer(20, lambda: open(root / 'pipe.jpg', 'wb').close())
+    writer.daemon = True
+    writer.start()
+    manifest = convert_tfrecord.convert(str(root), str(tmp_path / 'rec'), 'all', progress=False,
+                                        max_pixels=1.5 * 10 ** 6)
+    writer.cancel()
+    entry = manifest['partitions']['train']
+    kinds = {s['image']: s['kind'] for s in entry['skipped']}
+    assert kinds == {'pipe.jpg': 'non-regular', 'huge_gray.png': 'too large',
+                     'huge_rgb.png': 'too large', 'huge_cut.png': 'undecodable'}
+    assert entry['records'] == 2 and entry['rotated'] == 1
+    reasons = ' '.join(s['reason'] for s in entry['skipped'])
+    assert '3000x1000 = 3.0 megapixels, over --max_megapixels=1.5' in reasons
+    stored = {e.features.feature[records.filename_key('folder')].bytes_list.value[0].decode():
+              tf.io.decode_image(e.features.feature[records.encoded_key('folder')].bytes_list.value[0])
+              .numpy() for e in records_of(str(tmp_path / 'rec'))}
+    portrait = stored['portrait.jpg']
+    assert portrait.shape == (40, 20, 3)  # upright: 20 wide, 40 high
+    # the red quarter, turned clockwise, is now the top-right one
+    np.testing.assert_allclose(portrait[5, 15], (255, 0, 0), atol=40)
+    np.testing.assert_allclose(portrait[5, 5], (0, 0, 255), atol=40)
+    assert stored['upright.jpg'].shape == (30, 30, 3)
 
 
 def test_symlink_loop_ends(tmp_path):
