@@ -1,6 +1,10 @@
 """Every side effect of a training run, as a hook the Trainer calls: the progress bar, the CSV loss
 log, sample grids, TensorBoard, evaluation, weight files and the epoch summary."""
+import contextlib
+import errno
+import glob
 import os
+import struct
 import time
 
 import numpy as np
@@ -116,21 +120,68 @@ class CsvLogger(Hook):
         append_row(self.path, run, 'loss', epoch, means)
 
 
+class Events:
+    """The run's TensorBoard events file and its writer, checked after every flush: TensorFlow's
+    writer drops the records it cannot write (a full disk) and its flush can still succeed, which
+    left a third of the events file written with exit 0."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.writer = tf.summary.create_file_writer(folder)
+        self.step = None  # the step of the last summary written (steps only grow)
+        self.path, self.checked = None, 0  # the events file, and its bytes checked so far
+
+    @contextlib.contextmanager
+    def at(self, step):
+        """Write summaries at step in the body; a failed write becomes an OutputError."""
+        with utils.writing('TensorBoard events', self.folder), self.writer.as_default(step=step):
+            yield
+        self.step = step
+
+    def flush(self):
+        """Flush the writer, then check that the file holds whole records up to the last step
+        written; OutputError otherwise."""
+        with utils.writing('TensorBoard events', self.folder):
+            self.writer.flush()
+        if self.step is None:
+            return
+        if self.path is None:  # this process's: events.out.tfevents.{time}.{host}.{pid}.{n}.v2
+            mine = glob.glob(os.path.join(self.folder, '*.{}.*'.format(os.getpid())))
+            self.path = max(mine, key=os.path.getmtime, default=None)
+        last = None
+        with utils.writing('TensorBoard events', self.folder), open(self.path or '', 'rb') as f:
+            f.seek(self.checked)
+            data = f.read()
+        offset = 0
+        while offset + 12 <= len(data):
+            length = struct.unpack('<Q', data[offset:offset + 8])[0]
+            if offset + 16 + length > len(data):
+                break
+            last = data[offset + 12:offset + 12 + length]
+            offset += 16 + length
+        step = tf.compat.v1.Event.FromString(last).step if last else None
+        if offset != len(data) or step != self.step:
+            raise utils.OutputError('TensorBoard events', self.folder, OSError(
+                errno.ENOSPC, 'the events file {} lacks what was written up to step {} (it ends '
+                '{}): No space left?'.format(self.path, self.step, 'in a cut record'
+                                             if offset != len(data) else 'at step {}'.format(step))))
+        self.checked += offset
+
+
 class SampleGrids(Hook):
     """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard."""
 
-    def __init__(self, files, writer=None):
+    def __init__(self, files, events=None):
         self.files = files
-        self.writer = writer
+        self.events = events
 
     def on_epoch_end(self, run, epoch, means):
         grid = utils.generate_and_save_images(run.sampler()(run.NOISE, training=False),
                                               epoch + 1, self.files)
-        if self.writer:
-            with utils.writing('TensorBoard events', self.files.tensorboard), \
-                    self.writer.as_default(step=int(run.step)):
+        if self.events:
+            with self.events.at(int(run.step)):
                 tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
-                self.writer.flush()
+            self.events.flush()
 
 
 class RealGrid(Hook):
@@ -155,8 +206,8 @@ class TensorBoardScalars(Hook):
     """The running metrics, learning rate and images/s every log_every steps; the events are
     flushed at the end, so that a full disk is reported, not lost."""
 
-    def __init__(self, writer, log_every, path):
-        self.writer, self.log_every, self.path = writer, log_every, path
+    def __init__(self, events, log_every):
+        self.events, self.log_every = events, log_every
         self.window = self.last = None
 
     def on_epoch_begin(self, run, epoch):
@@ -166,7 +217,7 @@ class TensorBoardScalars(Hook):
         if step // self.log_every == self.last // self.log_every:
             return  # no multiple of log_every passed in this loop
         now = time.time()
-        with utils.writing('TensorBoard events', self.path), self.writer.as_default(step=step):
+        with self.events.at(step):
             for name, value in zip(utils.CSV_COLUMNS[1:], run.metric_means()):
                 tf.summary.scalar(name, value)
             tf.summary.scalar('learning_rate', run.epoch_lr)
@@ -175,8 +226,7 @@ class TensorBoardScalars(Hook):
         self.window, self.last = now, step
 
     def on_train_end(self, run):
-        with utils.writing('TensorBoard events', self.path):
-            self.writer.flush()
+        self.events.flush()
 
 
 class WeightSaver(Hook):
@@ -200,8 +250,8 @@ class Evaluation(Hook):
     reference: a metrics.Reference to compare with; by default the config's feature model on the
     training images (cached in the statistics folder)."""
 
-    def __init__(self, config, files, writer=None, reference=None, extractor=None):
-        self.config, self.files, self.writer = config, files, writer
+    def __init__(self, config, files, events=None, reference=None, extractor=None):
+        self.config, self.files, self.events = config, files, events
         self.extractor, self.reference = extractor, reference
 
     def on_train_begin(self, run):
@@ -236,9 +286,8 @@ class Evaluation(Hook):
         values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
                   result['is_mean'], result['seconds']]
         append_row(self.files.eval_csv, run, 'eval', epoch, values)
-        if self.writer:
-            with utils.writing('TensorBoard events', self.files.tensorboard), \
-                    self.writer.as_default(step=int(run.step)):
+        if self.events:
+            with self.events.at(int(run.step)):
                 for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
                     tf.summary.scalar('eval/' + name, value)
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
@@ -274,10 +323,10 @@ class EpochSummary(Hook):
 
 def default_hooks(config, files):
     """The seed's side effects and this tool's additions, as config asks, in the seed's order."""
-    writer = tf.summary.create_file_writer(files.tensorboard) if config.tensorboard else None
-    hooks = [ProgressBar(), CsvLogger(files.loss_csv), RealGrid(files), SampleGrids(files, writer)]
-    if writer:
-        hooks.append(TensorBoardScalars(writer, config.log_every, files.tensorboard))
+    events = Events(files.tensorboard) if config.tensorboard else None
+    hooks = [ProgressBar(), CsvLogger(files.loss_csv), RealGrid(files), SampleGrids(files, events)]
+    if events:
+        hooks.append(TensorBoardScalars(events, config.log_every))
     if config.eval_every:
-        hooks.append(Evaluation(config, files, writer))
+        hooks.append(Evaluation(config, files, events))
     return hooks + [WeightSaver(files, config.save_every, config.epochs), EpochSummary(files)]

@@ -458,11 +458,14 @@ class Trainer:
                     self.train_epoch(epoch)
                     self.end_epoch(epoch)
                 path = self.export()
-            except utils.OutputError as e:
-                e.note = e.note or self.checkpoint.kept()
-                raise
-            finally:
                 self.call_hooks('on_train_end')
+            except BaseException as e:
+                if isinstance(e, utils.OutputError):
+                    e.note = e.note or self.checkpoint.kept()
+                for hook in self.hooks:  # each ends, and a second error does not hide the first
+                    with contextlib.suppress(Exception):
+                        hook.on_train_end(self)
+                raise
         if self.chief:
             logging.info('Done: loss log %s, sample grids %s/, generator %s. Plot them with: %s; '
                          'sample with: %s', self.files.loss_csv, self.files.plot_dir, path,

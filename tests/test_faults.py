@@ -1,10 +1,12 @@
 """Faults that used to lose work silently or end in a traceback: each recovers exactly or stops
 with one line naming the file and the next step (the list is in docs/reliability.md)."""
+import contextlib
 import glob
 import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import keras
@@ -254,6 +256,52 @@ def test_full_disk_for_tensorboard_is_reported(two_epochs, mnist_npz, monkeypatc
     assert utils.error_message(error.value).startswith(
         'no space left on the device of ' + os.path.join(two_epochs, 'logs', 'tensorboard',
                                                           'MNIST-False'))
+
+
+@contextlib.contextmanager
+def small_disk(folder, size):
+    """folder as a tmpfs of size bytes where this process may mount one (root), else None."""
+    os.makedirs(folder)
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size={}'.format(size), 'tmpfs', folder],
+                      capture_output=True).returncode:
+        yield None
+        return
+    try:
+        yield folder
+    finally:
+        subprocess.run(['umount', '-l', folder])
+
+
+def test_full_disk_for_tensorboard_events_is_never_silent(mnist_npz, tmp_path, monkeypatch):
+    # TensorFlow's writer drops records it cannot write, and its flush can still succeed: the
+    # events file was cut to a third with exit 0. First a writer made to lose records that way,
+    # then (where this process may mount one) a real 16 KB disk
+    real_flush = type(tf.summary.create_file_writer(str(tmp_path / 'tb'))).flush
+
+    def lossy(writer):
+        real_flush(writer)
+        for path in glob.glob(str(tmp_path / 'lossy' / 'tensorboard' / '*' / 'events*')):
+            os.truncate(path, min(os.path.getsize(path), 6000))
+
+    monkeypatch.setattr(type(tf.summary.create_file_writer(str(tmp_path / 'tb'))), 'flush', lossy)
+    with pytest.raises(OutputError) as error:
+        train_in_process(tmp_path / 'lossy', mnist_path=mnist_npz, tensorboard=True, log_every=1,
+                         **dict(RUN, epochs=4))
+    message = utils.error_message(error.value)
+    assert message.startswith('no space left on the device of ' + str(
+        tmp_path / 'lossy' / 'logs' / 'tensorboard' / 'MNIST-False')), message
+    assert 'lacks what was written up to step' in str(error.value.cause)
+    assert 'while saving TensorBoard events; the last good checkpoint' in message
+    monkeypatch.undo()
+    logs = str(tmp_path / 'small' / 'logs')
+    with small_disk(logs, 16 << 10) as disk:
+        if disk:
+            with pytest.raises(OutputError) as error:
+                train_in_process(tmp_path / 'small', mnist_path=mnist_npz, tensorboard=True,
+                                 log_every=1, **dict(RUN, epochs=8))
+            message = utils.error_message(error.value)
+            assert message.startswith('no space left on the device of ' + logs), message
+            assert 'while saving TensorBoard events; ' in message
 
 
 # ----------------------------------------------------------------------------- one line
