@@ -3,9 +3,11 @@ saved flags of a run and what changed since."""
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import socket
+import tempfile
 import time
 
 from absl import logging
@@ -207,39 +209,61 @@ class RunLock:
     """An exclusive lock on one {folder}/{SaveName}.lock, so two runs never share its files.
 
     The operating system drops the lock when its process ends, however it ends, so a lock left by
-    a killed run is taken over; the file names the PID and host of its holder.
+    a killed run is taken over; the file names the PID and host of its holder. A second lock,
+    on this machine's temporary folder and named by the lock's absolute path, holds even when
+    the folder is deleted under a live run (which removed the lock file, and let a second run
+    write into the first one's folder).
     """
 
     def __init__(self, path):
         self.path = path
-        self.file = None
+        key = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:20]
+        self.host_path = os.path.join(tempfile.gettempdir(), 'dcgan-locks', key + '.lock')
+        self.files = []
 
-    def __enter__(self):
-        self.file = open(self.path, 'a+')
+    def take(self, path):
+        """Lock path (created if needed) and return its file, or raise the refusal."""
+        file = open(path, 'a+')
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or 'unknown'
-            self.file.close()
+            file.seek(0)
+            holder = file.read().strip() or 'unknown'
+            file.close()
             raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
                              'finish or stop it, or give this run its own --MODEL_PATH, '
                              '--LOG_PATH and --PLOT_PATH.'.format(holder, self.path))
-        self.file.seek(0)
-        stale = self.file.read().strip()
+        self.files.append(file)
+        return file
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.host_path), exist_ok=True)
+        try:
+            self.take(self.host_path)
+            file = self.take(self.path)
+        except BaseException:
+            self.__exit__()
+            raise
+        file.seek(0)
+        stale = file.read().strip()
         if stale:
             logging.warning('Took over the lock %s left by a run that ended without releasing '
                             'it (%s)', self.path, stale)
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write('pid {} on host {}, since {}\n'.format(
-            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S')))
-        self.file.flush()
+        holder = 'pid {} on host {}, since {}\n'.format(
+            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S'))
+        for file in self.files:
+            file.seek(0)
+            file.truncate()
+            file.write(holder)
+            file.flush()
         return self
 
     def __exit__(self, *exc):
-        self.file.truncate(0)
-        self.file.close()  # closing releases the lock
+        for file in self.files:
+            with contextlib.suppress(OSError):
+                file.truncate(0)
+            file.close()  # closing releases the lock
+        self.files = []
 
 
 @contextlib.contextmanager

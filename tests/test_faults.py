@@ -89,6 +89,27 @@ def test_a_second_run_sharing_only_the_log_folder_is_refused(tmp_path):
         {'digits-False.lock'} and len(run_files.RunFiles.of(second).locks) == 3
 
 
+def test_a_deleted_model_folder_keeps_its_lock(tmp_path):
+    # deleting models/ under a live run removed its lock file: a second run with other log and
+    # plot folders took the lock and wrote generator.keras and flags.json into the live run
+    first = run_files.RunFiles('digits-False', str(tmp_path / 'logs'), str(tmp_path / 'models'),
+                               str(tmp_path / 'plot'))
+    second = run_files.RunFiles('digits-False', str(tmp_path / 'logs2'), first.model_path,
+                                str(tmp_path / 'plot2'))
+    for folder in (first.log_path, first.model_path, first.plot_path, second.log_path,
+                   second.plot_path):
+        os.makedirs(folder)
+    with run_files.lock_outputs(first):
+        shutil.rmtree(first.model_path)
+        os.makedirs(first.model_path)
+        with pytest.raises(UsageError, match=r'another run is training this SaveName \(pid {} '
+                           .format(os.getpid())):
+            with run_files.lock_outputs(second):
+                pass
+    with run_files.lock_outputs(second):  # released with the first run
+        pass
+
+
 @pytest.mark.parametrize('damage', ['no state file', 'empty state file', 'garbled state file'])
 def test_lost_or_garbled_state_file_resumes_from_the_newest_checkpoint(whole, two_epochs,
                                                                        mnist_npz, damage, caplog):
