@@ -177,16 +177,24 @@ def read_saved_flags(flags_path):
 
 
 def saved_run_flags(files, current, shape_flags, defaults):
-    """The flags the run of files saved (flags.json, or its checkpoint's copy when flags.json
-    was lost), or None for a new run; refuses ones that shape other networks. defaults gives
-    the value of a shape flag for runs saved before it existed."""
-    saved = read_saved_flags(files.flags)
+    """The flags the run of files was made with (its newest checkpoint's copy, which wins over a
+    flags.json edited by hand, with a warning; flags.json where there is no checkpoint), or None
+    for a new run; refuses ones that shape other networks. defaults gives the value of a shape
+    flag for runs saved before it existed."""
+    import checkpoints  # TensorFlow, which plot_logs.py (a RunFiles user) does without
+    written = read_saved_flags(files.flags)
+    saved = checkpoints.saved_flags(files.checkpoints)  # what the checkpoint was made with
     if saved is None:
-        import checkpoints  # TensorFlow, which plot_logs.py (a RunFiles user) does without
-        saved = checkpoints.saved_flags(files.checkpoints)
-        if saved is not None:
-            logging.warning('%s is missing: the run\'s flags (seed %s) come from its checkpoint',
-                            files.flags, saved.get('seed'))
+        saved = written
+    elif written is None:
+        logging.warning('%s is missing: the run\'s flags (seed %s) come from its checkpoint',
+                        files.flags, saved.get('seed'))
+    else:
+        edited = [line for line in flag_differences(saved, written)
+                  if line.split(':')[0] in ('seed',) + tuple(shape_flags)]
+        if edited:
+            logging.warning('%s differs from the checkpoint it describes (%s): resuming with the '
+                            'checkpoint\'s values', files.flags, '; '.join(edited))
     if saved is None:
         return None
     made = {k: saved.get(k, defaults[k]) for k in shape_flags}

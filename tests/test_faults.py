@@ -180,6 +180,20 @@ def test_missing_flags_json_keeps_the_seed(mnist_npz, tmp_path, caplog):
         json.load(open(os.path.join(kept, 'models', 'MNIST-False', 'flags.json')))['seed']
 
 
+def test_hand_edited_flags_json_resumes_with_the_checkpoints_values(whole, two_epochs, mnist_npz,
+                                                                    caplog):
+    # an edited seed resumed with the new seed, no word; an edited shape gave advice that failed
+    path = os.path.join(two_epochs, 'models', 'MNIST-False', 'flags.json')
+    flags = json.load(open(path))
+    json.dump(dict(flags, seed=999, filters=-5, DisInSize=64), open(path, 'w'))
+    run = resume(two_epochs, mnist_npz)
+    assert run.seed == 11
+    assert 'differs from the checkpoint it describes (DisInSize: 32 -> 64; filters: 128 -> -5; ' \
+        'seed: 11 -> 999): resuming with the checkpoint\'s values' in caplog.text
+    assert csv_text(two_epochs) == csv_text(whole)
+    same_checkpoints(whole, two_epochs)
+
+
 def test_missing_flags_json_still_refuses_another_shape(two_epochs, mnist_npz):
     os.remove(os.path.join(two_epochs, 'models', 'MNIST-False', 'flags.json'))
     with pytest.raises(UsageError, match='was made with --filters=128'):
