@@ -12,7 +12,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from utils import OutputError, UsageError, short_text
+from utils import OutputError, UsageError, short_text, writing
 
 FLAGS_KEY = 'run_flags/.ATTRIBUTES/VARIABLE_VALUE'
 # where a run writes is not part of what it is: a copied run's checkpoints stay identical
@@ -81,10 +81,11 @@ class RunCheckpoint:
         self.keep = keep
         self.manager = None
 
-    def restore(self):
+    def restore(self, current):
         """Restore the newest checkpoint that restores whole and return its prefix, its manager
         started (None if there is none: start it with open() then). Damaged ones are moved aside
-        with a warning, the state file rewritten."""
+        with a warning, the state file rewritten. current: this run's flags, to name those that
+        differ from the checkpoint's when it does not fit."""
         for leftover in glob.glob(os.path.join(self.directory, '*_temp')):
             shutil.rmtree(leftover, ignore_errors=True)  # a save that was cut off
         prefixes = numbered(self.directory)
@@ -105,9 +106,14 @@ class RunCheckpoint:
             try:
                 ckpt.restore(prefix).assert_existing_objects_matched()
             except (ValueError, AssertionError) as e:
+                made = json.loads(reader.get_tensor(FLAGS_KEY)) if ckpt is self.ckpt else {}
+                changed = ['--{}={} (this run: {})'.format(k, made[k], current[k])
+                           for k in sorted(made) if k in current and made[k] != current[k]
+                           and k not in OUTPUT_FLAGS + ('epochs', 'resume')]
                 raise UsageError('cannot restore {} with these flags ({}): rerun with the flags '
                                  'it was made with, or add --noresume to start fresh.'.format(
-                                     prefix, str(e).splitlines()[0][:200]))
+                                     prefix, 'it was made with ' + ', '.join(changed) if changed
+                                     else str(e).splitlines()[0][:200]))
             chosen = os.path.basename(prefix)
             if damaged:
                 logging.warning('Damaged checkpoint(s) %s moved aside to *.damaged: resuming '
@@ -133,11 +139,12 @@ class RunCheckpoint:
         if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
             oldest_first = prefixes[::-1]
             times = [os.path.getmtime(p + '.index') for p in oldest_first]
-            tf.compat.v1.train.update_checkpoint_state(
-                self.directory, os.path.basename(prefixes[0]) if prefixes else '',
-                [os.path.basename(p) for p in oldest_first],  # relative to the folder, as TF's
-                all_model_checkpoint_timestamps=times,
-                last_preserved_timestamp=min(times, default=time.time()) - 1)
+            with writing('the checkpoint state file', os.path.join(self.directory, 'checkpoint')):
+                tf.compat.v1.train.update_checkpoint_state(
+                    self.directory, os.path.basename(prefixes[0]) if prefixes else '',
+                    [os.path.basename(p) for p in oldest_first],  # relative, as TF's
+                    all_model_checkpoint_timestamps=times,
+                    last_preserved_timestamp=min(times, default=time.time()) - 1)
         self.manager = tf.train.CheckpointManager(self.ckpt, self.directory,
                                                   max_to_keep=self.keep)
 

@@ -42,8 +42,9 @@ flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 
 flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
 flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
 flags.DEFINE_integer('num_samples', 10000, 'generated images to measure (default 10,000; the '
-                     'published FID protocol uses 50,000), at least 4: precision and recall need '
-                     'k + 1 = 4', lower_bound=4)
+                     'published FID protocol uses 50,000), at least 4 (precision and recall need '
+                     'k + 1 = 4) and at most 1,000,000 (their features alone take 8 GB)',
+                     lower_bound=4, upper_bound=10 ** 6)
 flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statistics (default '
                      '50,000, or all there are if fewer), at least 4', lower_bound=4)
 flags.DEFINE_string('feature_model', '', 'a saved .keras model mapping images in [-1, 1] to feature '

@@ -29,15 +29,16 @@ flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (de
 flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
 flags.DEFINE_string('out', 'samples.png', 'output picture, .png (default samples.png), .jpg, .pdf '
                     'or .svg')
-flags.DEFINE_integer('rows', 4, 'grid rows; with --interpolate, the number of walks (default 4)',
-                     lower_bound=1)
-flags.DEFINE_integer('cols', 4, 'grid columns (default 4)', lower_bound=1)
-flags.DEFINE_integer('seed', 0, 'random seed of the latents; the same seed gives the same grid '
-                     '(default 0)')
+flags.DEFINE_integer('rows', 4, 'grid rows, 1 to 100; with --interpolate, the number of walks '
+                     '(default 4)', lower_bound=1, upper_bound=100)
+flags.DEFINE_integer('cols', 4, 'grid columns, 1 to 100 (default 4)', lower_bound=1,
+                     upper_bound=100)
+flags.DEFINE_integer('seed', 0, 'random seed of the latents, 0 to 2^32 - 1; the same seed gives '
+                     'the same grid (default 0)', lower_bound=0, upper_bound=2 ** 32 - 1)
 flags.DEFINE_boolean('interpolate', False, 'rows of spherical interpolation between pairs of random '
                      'latents instead of a grid (default False)')
-flags.DEFINE_integer('steps', 8, 'points per interpolation row, endpoints included (default 8)',
-                     lower_bound=2)
+flags.DEFINE_integer('steps', 8, 'points per interpolation row, endpoints included, 2 to 100 '
+                     '(default 8)', lower_bound=2, upper_bound=100)
 flags.DEFINE_string('arithmetic', '', 'A-B+C: comma-separated sample indices of the --seed grid per '
                     'group, e.g. 3,7,12-1,4,9+0,5,6; B may be empty')
 flags.DEFINE_boolean('save_latents', False, 'also write the latents drawn to {out}.npy (default False)')

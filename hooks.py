@@ -130,6 +130,7 @@ class Events:
         self.writer = tf.summary.create_file_writer(folder)
         self.step = None  # the step of the last summary written (steps only grow)
         self.path, self.checked = None, 0  # the events file, and its bytes checked so far
+        self.checked_step = None  # the step of the last record checked
 
     @contextlib.contextmanager
     def at(self, step):
@@ -159,13 +160,13 @@ class Events:
                 break
             last = data[offset + 12:offset + 12 + length]
             offset += 16 + length
-        step = tf.compat.v1.Event.FromString(last).step if last else None
+        step = tf.compat.v1.Event.FromString(last).step if last else self.checked_step
         if offset != len(data) or step != self.step:
             raise utils.OutputError('TensorBoard events', self.folder, OSError(
                 errno.ENOSPC, 'the events file {} lacks what was written up to step {} (it ends '
                 '{}): No space left?'.format(self.path, self.step, 'in a cut record'
                                              if offset != len(data) else 'at step {}'.format(step))))
-        self.checked += offset
+        self.checked, self.checked_step = self.checked + offset, step
 
 
 class SampleGrids(Hook):
@@ -301,8 +302,13 @@ class Evaluation(Hook):
             logging.info('Best FID so far: saved %s', self.files.best_generator)
 
 
+# a loss above this is no longer training: the seed's losses stay within a few units
+EXPLODED = 1000.0
+
+
 class EpochSummary(Hook):
-    """One log line per epoch, and a warning when the discriminator wins completely."""
+    """One log line per epoch, and a warning when the losses explode or the discriminator wins
+    completely."""
 
     def __init__(self, files):
         self.files = files
@@ -315,6 +321,11 @@ class EpochSummary(Hook):
         logging.info('Epoch %d/%d in %.1f s: Real_P %.4f, Fake_P %.4f, Gen_loss %.4f, '
                      'Dis_loss %.4f, lr %.2e', epoch + 1, run.config.epochs,
                      time.time() - self.start, *means, run.epoch_lr)
+        if max(abs(means[2]), abs(means[3])) > EXPLODED:
+            logging.warning('Epoch %d: the losses exploded (Gen_loss %.3g, Dis_loss %.3g; a few '
+                            'is usual): the learning rate (%.3g) is probably far too high. Stop '
+                            'with Ctrl-C and start again with a lower --lr (the original\'s is '
+                            '2e-4) and --noresume', epoch + 1, means[2], means[3], run.epoch_lr)
         if means[1] < 0.01 and means[0] > 0.99:
             logging.warning('Epoch %d: the discriminator wins completely (Real_P %.4f, Fake_P '
                             '%.4f): training has probably collapsed; look at the grids in %s',

@@ -206,6 +206,14 @@ def load_feature_model(feature_model='', inception_weights='', inception_graph='
         except (ValueError, OSError) as e:
             raise UsageError('cannot load --feature_model {} ({}).'.format(
                 feature_model, str(e).splitlines()[0][:200]))
+        inputs, features = net.input_shape, keras.ops.shape(net.outputs[0])
+        if not isinstance(inputs, tuple) or len(inputs) != 4 or None in inputs[1:] \
+                or len(features) != 2 or not features[1] or features[1] < 2:
+            raise UsageError('--feature_model {} maps {} to {}: it needs images [N, H, W, C] in '
+                             'and feature vectors [N, D] of D >= 2 out (a generator or a '
+                             'discriminator is neither), e.g. the one python -m '
+                             'tools.digit_features writes.'.format(
+                                 feature_model, inputs, tuple(features)))
         return net, file_hash(feature_model)
     if inception_weights:
         if not os.path.isfile(inception_weights):

@@ -128,11 +128,18 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
             generator = Gen_Net(channels, noise_dim, image_size, filters=filters)
             generator.load_weights(path)
             return generator
-        return keras.models.load_model(path, compile=False)
+        generator = keras.models.load_model(path, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
                          '--DisInSize, --noise_dim and --filters of its training run.'.format(
                              path, str(e).splitlines()[0][:200]))
+    inputs, outputs = generator.input_shape, generator.output_shape
+    if not isinstance(inputs, tuple) or len(inputs) != 2 or not isinstance(outputs, tuple) \
+            or len(outputs) != 4:
+        raise UsageError('--model {} is not a generator: it maps {} to {} (a discriminator or a '
+                         'feature model?), not noise [N, noise_dim] to images [N, H, W, C]; pass '
+                         'models/{{SaveName}}/generator.keras.'.format(path, inputs, outputs))
+    return generator
 
 
 def saved_shape(path, given, shape):

@@ -285,11 +285,17 @@ class Trainer:
         # run bookkeeping, the same on every worker: plain local variables
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         with self.strategy.scope():
-            self.Generator, self.Discriminator, self.G_opt, self.D_opt = setup_model(
-                dataset.channels(c.ImageType), c.DisInSize, c.noise_dim,
-                c.lr if c.lr_G is None else c.lr_G, self.steps_per_epoch, c.sync_bn,
-                self.precision == 'fp16', step=self.step, filters=c.filters, lr_D=c.lr_D,
-                decay_epochs=c.decay_epochs, dropout=c.dropout)
+            try:
+                self.Generator, self.Discriminator, self.G_opt, self.D_opt = setup_model(
+                    dataset.channels(c.ImageType), c.DisInSize, c.noise_dim,
+                    c.lr if c.lr_G is None else c.lr_G, self.steps_per_epoch, c.sync_bn,
+                    self.precision == 'fp16', step=self.step, filters=c.filters, lr_D=c.lr_D,
+                    decay_epochs=c.decay_epochs, dropout=c.dropout)
+            except tf.errors.ResourceExhaustedError as e:
+                raise UsageError('the networks\' weights do not fit in memory at --filters={} and '
+                                 '--noise_dim={} ({}): use smaller ones (the original\'s: 1024 '
+                                 'and 100).'.format(c.filters, c.noise_dim,
+                                                    utils.short_text(e, 100)))
             self.sampled = ema_lib.SampledGenerator(
                 self.Generator, model.Gen_Net(dataset.channels(c.ImageType), c.noise_dim,
                                               c.DisInSize, filters=c.filters),
@@ -312,7 +318,7 @@ class Trainer:
     def restore_or_start(self):
         """Continue from the latest checkpoint, or move an old run aside and start fresh."""
         c = self.config
-        latest = self.checkpoint.restore() if c.resume else None
+        latest = self.checkpoint.restore(self.current) if c.resume else None
         if latest:
             if int(self.step) == 0:  # a checkpoint from before the global step was kept
                 self.step.assign(self.G_opt.iterations)

@@ -4,9 +4,11 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import keras
@@ -371,6 +373,14 @@ def test_out_of_memory_names_the_batch(two_epochs, mnist_npz, monkeypatch):
         run.run()
 
 
+def test_exploding_losses_are_warned(mnist_npz, tmp_path, caplog):
+    # --lr=1e6 trained to losses of 1e19 with no word (only NaN was caught)
+    train_in_process(tmp_path, mnist_path=mnist_npz, **dict(RUN, epochs=1, lr=1e6))
+    assert re.search(r'Epoch 1: the losses exploded \(Gen_loss [0-9.e+]+, Dis_loss [0-9.e+]+; a few '
+                     r'is usual\): the learning rate \(1e\+06\) is probably far too high',
+                     caplog.text), caplog.text
+
+
 def test_nan_without_a_checkpoint_says_so(mnist_npz, tmp_path):
     with pytest.raises(UsageError, match='non-finite loss at global step 1 .*no checkpoint was '
                        'saved yet'):
@@ -444,6 +454,42 @@ def test_words_that_are_not_flags_are_refused(capsys):
             signal.signal(sig, handler)
 
 
+def test_a_network_of_the_wrong_kind_is_named(two_epochs, tmp_path):
+    # a discriminator given as --model or --feature_model was "unexpected ... a bug"
+    discriminator = str(tmp_path / 'discriminator.keras')
+    model.Dis_Net(32, 1, filters=128).save(discriminator)
+    generator = os.path.join(two_epochs, 'models', 'MNIST-False', 'generator.keras')
+    with pytest.raises(UsageError, match=r'--model .*discriminator.keras is not a generator: it '
+                       r'maps \(None, 32, 32, 1\) to \(None, 1\)'):
+        model.load_generator(discriminator, 1, 32, 100)
+    for path, shapes in ((discriminator, r'\(None, 32, 32, 1\) to \(None, 1\)'),
+                         (generator, r'\(None, 100\) to \(None, 32, 32, 1\)')):
+        with pytest.raises(UsageError, match='--feature_model .* maps ' + shapes + ': it needs '
+                           'images'):
+            metrics.load_feature_model(feature_model=path)
+
+
+def test_advice_names_the_flag_at_fault(two_epochs, mnist_npz, tmp_path, monkeypatch):
+    # huge networks advised a smaller --BATCH_SIZE; --ema added on resume said "cannot restore
+    # ... 23 Python objects"; a read-only checkpoints folder gave TensorFlow's own error text
+    with pytest.raises(UsageError, match=r'the networks\' weights do not fit in memory at '
+                       r'--filters=128 and --noise_dim=100000000 \(.*\): use smaller ones'):
+        train_in_process(tmp_path, mnist_path=mnist_npz, **dict(RUN, noise_dim=10 ** 8))
+    with pytest.raises(UsageError, match=r'cannot restore .*ckpt-4 with these flags \(it was made '
+                       r'with --ema=0.0 \(this run: 0.999\)\): rerun with the flags'):
+        resume(two_epochs, mnist_npz, ema=0.999)
+
+    def read_only(*_args, **_kwargs):
+        raise tf.errors.PermissionDeniedError(None, None, 'checkpoint: Permission denied')
+
+    monkeypatch.setattr(tf.compat.v1.train, 'update_checkpoint_state', read_only)
+    with pytest.raises(OutputError) as error:
+        resume(two_epochs, mnist_npz)
+    assert utils.error_message(error.value).startswith(
+        'no permission to write (or a read-only file system) at {} while saving the checkpoint '
+        'state file'.format(os.path.join(ckpt_dir(two_epochs), 'checkpoint')))
+
+
 def test_unexpected_errors_are_one_line_with_the_debug_hint():
     assert utils.error_message(KeyError('x')).startswith('unexpected KeyError')
     assert 'DCGAN_DEBUG=1' in utils.error_message(OSError(13, 'Permission denied', 'f.txt'))
@@ -454,25 +500,33 @@ def test_unexpected_errors_are_one_line_with_the_debug_hint():
 # ----------------------------------------------------------------------------- as a process
 
 @pytest.mark.slow
+def refused_flags(script, args):
+    """The args of script's that absl refuses when it parses them one by one."""
+    code = ('import sys, {}; from absl import flags\n'
+            'for arg in sys.argv[1:]:\n'
+            '    try:\n'
+            '        flags.FLAGS(["{}.py", arg])\n'
+            '        print("ACCEPTED", arg)\n'
+            '    except flags.Error as e:\n'
+            '        print("REFUSED", arg, str(e).splitlines()[0])\n'
+            '    flags.FLAGS.unparse_flags()\n').format(script, script)
+    out = subprocess.run([sys.executable, '-c', code] + args, capture_output=True, text=True,
+                         env=script_env(), cwd=ROOT, timeout=120).stdout.splitlines()
+    return [line.split()[1] for line in out if line.startswith('REFUSED')]
+
+
 def test_out_of_range_flags_are_refused_at_parse_time():
     bad = ['--BATCH_SIZE=0', '--BATCH_SIZE=-4', '--save_every=0', '--log_every=0',
            '--noise_dim=0', '--seed=-1', '--seed=4294967296', '--keep_checkpoints=0',
            '--epochs=0', '--steps_per_epoch=-1', '--steps_per_loop=0', '--eval_every=-1',
            '--eval_samples=3', '--shuffle_buffer=-5', '--lr=-1', '--lr=nan', '--lr_D=0',
            '--filters=0', '--ema=1', '--ref_samples=2']
-    code = ('import sys, main; from absl import flags\n'
-            'for arg in sys.argv[1:]:\n'
-            '    try:\n'
-            '        flags.FLAGS(["main.py", arg])\n'
-            '        print("ACCEPTED", arg)\n'
-            '    except flags.Error as e:\n'
-            '        print("REFUSED", arg, str(e).splitlines()[0])\n'
-            '    flags.FLAGS.unparse_flags()\n')
-    import subprocess
-    import sys
-    out = subprocess.run([sys.executable, '-c', code] + bad, capture_output=True, text=True,
-                         env=script_env(), cwd=ROOT, timeout=120).stdout.splitlines()
-    assert [line.split()[1] for line in out if line.startswith('REFUSED')] == bad, out
+    assert refused_flags('main', bad) == bad
+    # generate.py's seed of -1 and a 100000-row grid, evaluate.py's 10^8 samples were "a bug"
+    bad = ['--seed=-1', '--seed=4294967296', '--rows=100000', '--cols=101', '--steps=1000']
+    assert refused_flags('generate', bad + ['--rows=100', '--seed=0']) == bad
+    assert refused_flags('evaluate', ['--num_samples=100000000', '--num_samples=1000000']) == \
+        ['--num_samples=100000000']
     # as absl prints it: one line, then its hint, exit status 1
     result = run_script('main.py', ['--BATCH_SIZE=0'], ROOT)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
