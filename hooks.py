@@ -13,6 +13,7 @@ from absl import logging
 from tqdm import tqdm
 
 import metrics
+import model
 import utils
 
 
@@ -240,8 +241,7 @@ class WeightSaver(Hook):
         if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.epochs:
             for net, path in ((run.Generator, self.files.generator_weights),
                               (run.Discriminator, self.files.discriminator_weights)):
-                with utils.saving('the {} weights'.format(net.name), path) as tmp:
-                    net.save_weights(tmp)
+                model.save_network(net, path, 'the {} weights'.format(net.name))
 
 
 class Evaluation(Hook):
@@ -296,8 +296,7 @@ class Evaluation(Hook):
                      result['seconds'])
         if result['fid'] < float(run.best_fid):
             run.best_fid.assign(result['fid'])
-            with utils.saving('the best generator', self.files.best_generator) as tmp:
-                generator.save(tmp)
+            model.save_network(generator, self.files.best_generator, 'the best generator')
             utils.write_json(self.files.best_json, dict(result, epoch=epoch), 'best.json')
             logging.info('Best FID so far: saved %s', self.files.best_generator)
 

@@ -1,4 +1,5 @@
 """The seed's DCGAN generator and discriminator as Keras 3 functional models, and their loading."""
+import io
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from keras.layers import (
 
 import dataset
 from run_files import RunFiles
+import utils
 from utils import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
@@ -104,6 +106,24 @@ def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024):
 def rng_variables(models):
     """The Dropout layers' seed-generator states, which checkpoints do not track by themselves."""
     return [v for net in models for v in net.non_trainable_variables if 'seed_generator' in v.path]
+
+
+def save_network(net, path, what):
+    """Save net as path (a whole .keras file, or a .weights.h5 file of its weights), completely
+    or not at all. Keras writes the file in memory, through the in-memory path of its own saving
+    library (keras.src.saving.saving_lib, there since Keras 3.10): h5py writing to a full disk
+    printed tracebacks after the error and could crash the process."""
+    from keras.src.saving import saving_lib
+    buffer = io.BytesIO()
+    if path.endswith('.weights.h5'):
+        store = saving_lib.H5IOStore(buffer, mode='w')
+        saving_lib._save_state(net, weights_store=store, assets_store=None, inner_path='',
+                               visited_saveables=set())
+        store.close()
+    else:
+        saving_lib.save_model(net, buffer)
+    with utils.saving(what, path) as tmp, open(tmp, 'wb') as f:
+        f.write(buffer.getvalue())
 
 
 def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None):

@@ -429,11 +429,9 @@ class Trainer:
         """Write the whole generator to generator.keras (loadable without this code): the one
         sampled (see sampler()); the trained one goes to generator_raw.keras when they differ."""
         if self.chief:
-            with utils.saving('the generator', self.files.generator) as tmp:
-                self.sampler().save(tmp)
+            model.save_network(self.sampler(), self.files.generator, 'the generator')
             if self.sampled:
-                with utils.saving('the raw generator', self.files.generator_raw) as tmp:
-                    self.Generator.save(tmp)
+                model.save_network(self.Generator, self.files.generator_raw, 'the raw generator')
         return self.files.generator
 
     def run(self):
