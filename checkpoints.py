@@ -76,8 +76,11 @@ class RunCheckpoint:
                                         run_flags=self.flags, **objects)
         # for checkpoints from before they kept the records
         self.legacy = tf.train.Checkpoint(**objects)
-        # other workers must save too (collectives), but into a scratch folder
-        self.directory = directory if chief else tempfile.mkdtemp(prefix='dcgan-worker-')
+        # every worker restores from the run's folder; the others must save too (collectives),
+        # but into a scratch folder of their own (a worker that restored from its empty scratch
+        # folder trained from step 0 beside a resumed chief, and failed in a collective)
+        self.directory, self.chief = directory, chief
+        self.scratch = None if chief else tempfile.mkdtemp(prefix='dcgan-worker-')
         self.keep = keep
         self.manager = None
 
@@ -85,8 +88,8 @@ class RunCheckpoint:
         """Restore the newest checkpoint that restores whole and return its prefix, its manager
         started (None if there is none: start it with open() then). Damaged ones are moved aside
         with a warning, the state file rewritten. current: this run's flags, to name those that
-        differ from the checkpoint's when it does not fit."""
-        for leftover in glob.glob(os.path.join(self.directory, '*_temp')):
+        differ from the checkpoint's when it does not fit. Only the chief changes the folder."""
+        for leftover in glob.glob(os.path.join(self.directory, '*_temp')) if self.chief else ():
             shutil.rmtree(leftover, ignore_errors=True)  # a save that was cut off
         prefixes = numbered(self.directory)
         try:
@@ -100,7 +103,8 @@ class RunCheckpoint:
                 reader = read_whole(prefix)
             except DAMAGE as e:
                 damaged.append('{} ({})'.format(os.path.basename(prefix), short_text(e, 120)))
-                move_damaged(prefix)
+                if self.chief:
+                    move_damaged(prefix)
                 continue
             ckpt = self.ckpt if reader.has_tensor(FLAGS_KEY) else self.legacy
             try:
@@ -136,6 +140,10 @@ class RunCheckpoint:
         Each is listed with its time, after the last preserved one: without times the manager
         takes them as preserved and never deletes them, and every resume left --keep_checkpoints
         more behind. The manager deletes the oldest beyond keep at its next save."""
+        if not self.chief:
+            self.manager = tf.train.CheckpointManager(self.ckpt, self.scratch,
+                                                      max_to_keep=self.keep)
+            return
         if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
             oldest_first = prefixes[::-1]
             times = [os.path.getmtime(p + '.index') for p in oldest_first]
@@ -161,9 +169,10 @@ class RunCheckpoint:
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError,) + DAMAGE as e:
-            for path in glob.glob(os.path.join(self.directory, 'ckpt-{}[._]*'.format(step))):
+            for path in glob.glob(os.path.join(self.manager.directory,
+                                               'ckpt-{}[._]*'.format(step))):
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-            error = OutputError('checkpoint ckpt-{}'.format(step), self.directory, e)
+            error = OutputError('checkpoint ckpt-{}'.format(step), self.manager.directory, e)
             error.note = self.kept()
             raise error from e
 

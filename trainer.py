@@ -479,7 +479,7 @@ class Trainer:
             logging.info('train_step was traced %d time(s)',
                          self.train_step.experimental_get_tracing_count())
         if not self.chief:
-            shutil.rmtree(self.checkpoint.directory, ignore_errors=True)
+            shutil.rmtree(self.checkpoint.scratch, ignore_errors=True)
         return path
 
 

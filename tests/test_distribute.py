@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import devices
-from helpers import ROOT, script_env
+from helpers import ROOT, SMALL, script_env, train_in_process
 from utils import UsageError
 
 
@@ -79,6 +79,43 @@ def test_multi_worker_matches_single_device(steps):
         results, = json.loads(out.strip().splitlines()[-1])
         assert results['replicas'] == 2, err
         assert_same_step(steps['single+' + RECIPE], results)
+
+
+def two_workers(args, cwd):
+    """Run main.py args as the two workers of a local MultiWorkerMirrored cluster; their results."""
+    workers = ['localhost:{}'.format(free_port()) for _ in range(2)]
+    procs = []
+    for index in range(2):
+        config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'main.py'), '--strategy=multi_worker'] + args,
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(script_env(), TF_CONFIG=json.dumps(config))))
+    try:
+        return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+
+
+@pytest.mark.slow
+def test_two_workers_resume_from_the_same_step(mnist_npz, tmp_path):
+    # the other worker restored from its own empty scratch folder: it trained from step 0 beside
+    # the resumed chief and failed in a collective (UnavailableError) once the chief had left
+    args = SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz, '--seed=5',
+                    '--steps_per_epoch=2', '--sync_bn', '--dropout=0']
+    cwd = str(tmp_path)
+    for epochs in (1, 2):
+        for status, err in two_workers(args + ['--epochs={}'.format(epochs)], cwd):
+            assert status == 0, err
+            assert epochs == 1 or 'Resuming from models/MNIST-False/checkpoints/ckpt-2' in err
+    resumed = np.loadtxt(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv'), delimiter=',',
+                         skiprows=1)
+    # the same run on one device, uninterrupted: the two workers' global batch is its batch
+    one = train_in_process(tmp_path / 'one', ImageType='MNIST', mnist_path=mnist_npz, seed=5,
+                           steps_per_epoch=2, epochs=2, sync_bn=True, dropout=0.0)
+    single = np.loadtxt(one.files.loss_csv, delimiter=',', skiprows=1)
+    np.testing.assert_allclose(resumed, single, atol=1e-4)
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
