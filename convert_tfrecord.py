@@ -603,6 +603,7 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
     """Convert CelebA or a folder of pictures to shards in out_dir, resuming finished shards;
     returns the manifest."""
     global TASKS
+    interrupts.kept = 'the finished shards in {} are kept'.format(out_dir)
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,

@@ -24,10 +24,24 @@ def raise_interrupted(signum, _frame):
     raise Interrupted(signum)
 
 
+# what a signal from now on leaves behind, in words, set by the work that writes (a training run,
+# a conversion); None: nothing written yet
+kept = None
+
+
+def stopped_message(signum):
+    """The one line of a process stopped by signum: what it kept, and the next step."""
+    name = signal.Signals(signum).name
+    if kept is None:
+        return 'stopped by {} during start-up, before anything was written; run the command ' \
+            'again.'.format(name)
+    return 'stopped by {}: {}; run the same command again to continue from there.'.format(
+        name, kept)
+
+
 def stop_during_start_up(signum, _frame):
     """Say which signal stopped the process before it started work, and end it."""
-    print('ERROR: stopped by {} during start-up, before anything was written; run the command '
-          'again.'.format(signal.Signals(signum).name), file=sys.stderr, flush=True)
+    print('ERROR: ' + stopped_message(signum), file=sys.stderr, flush=True)
     os._exit(128 + signum)
 
 

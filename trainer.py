@@ -17,6 +17,7 @@ import dataset
 import devices
 import ema as ema_lib
 import hooks as hooks_lib
+import interrupts
 from interrupts import StopRequest, Stopped  # noqa: F401 (Stopped: for main.py and tests)
 import model
 import run_files
@@ -440,6 +441,7 @@ class Trainer:
         self.build()
         lock = run_files.lock_outputs(self.files) if self.chief else contextlib.nullcontext()
         with lock, self.stop:
+            interrupts.kept = 'the last complete checkpoint and the records it holds are kept'
             self.restore_or_start()
             if c.export_only:
                 path = self.export()

@@ -99,9 +99,7 @@ def entry_point(main=None, positional=False):
             fail(error_message(e))
         except (KeyboardInterrupt, interrupts.Interrupted) as e:
             signum = getattr(e, 'signum', signal.SIGINT)
-            fail('stopped by {} before the current step was saved: the last complete checkpoint '
-                 'and records are kept; run the same command again to continue from '
-                 'them.'.format(signal.Signals(signum).name), 128 + signum)
+            fail(interrupts.stopped_message(signum), 128 + signum)
     return bounded
 
 

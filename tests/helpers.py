@@ -39,6 +39,23 @@ def csv_text(folder):
     return open(os.path.join(folder, 'logs', 'MNIST-False-loss.csv')).read()
 
 
+def assert_same_checkpoints(a, b, save_name='MNIST-False', ignore=()):
+    """The newest checkpoints of the runs in folders a and b hold the same tensors, bit for bit:
+    networks, optimizers, step counters, RNG state, fixed noise, CSV rows and flags (but the save
+    counter, which counts the saves of one process, and the names in ignore)."""
+    import numpy as np
+    import tensorflow as tf
+    readers = [tf.train.load_checkpoint(os.path.join(f, 'models', save_name, 'checkpoints'))
+               for f in (a, b)]
+    names = [sorted(n for n in r.get_variable_to_shape_map()
+                    if not n.startswith(('_CHECKPOINTABLE', 'save_counter') + tuple(ignore)))
+             for r in readers]
+    assert names[0] == names[1] and len(names[0]) > 30
+    for name in names[0]:
+        np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name),
+                                      err_msg=name)
+
+
 class StopAt(hooks.Hook):
     """Asks the run to stop after global step `step`, as Ctrl-C would."""
 

@@ -185,13 +185,15 @@ def test_sigkill_then_rerun_cli(tmp_path):
     args = ['--DatasetPath=' + root, '--TFRecordPath=' + out, '--Partition=train',
             '--shard_mb=0', '--workers=1']
     proc = start_script('convert_tfrecord.py', args, str(tmp_path))
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if len(glob.glob(os.path.join(out, 'CelebA_train.tfrecord-*'))) >= 5:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    proc.communicate()
+    try:  # killed once its first shard is written, of 120 (one an image)
+        deadline = time.time() + 120
+        while not glob.glob(os.path.join(out, 'CelebA_train.tfrecord-*')):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert not manifest(out)['partitions']['train']['complete']
     result = run_script('convert_tfrecord.py', args, str(tmp_path))
@@ -206,15 +208,17 @@ def test_sigkill_then_rerun_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallel_workers_match_single_process(celeba_root, tmp_path):
+def test_parallel_workers_match_single_process(celeba_root, records, tmp_path):
     out = str(tmp_path / 'rec')
     result = run_script('convert_tfrecord.py', ['--DatasetPath=' + celeba_root[0],
                                                 '--TFRecordPath=' + out, '--shard_mb=0.01',
                                                 '--workers=2'], str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert 'train:      22 records' in result.stdout and 'official layout' in result.stderr
-    for part in dataset.PARTITIONS:
-        assert len(read_examples(out, part)) == manifest(out)['partitions'][part]['records']
+    for part in dataset.PARTITIONS:  # records: the same conversion in one process
+        examples = [e.SerializeToString() for e in read_examples(out, part)]
+        assert len(examples) == manifest(out)['partitions'][part]['records'] > 0
+        assert examples == [e.SerializeToString() for e in read_examples(records, part)]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ import plot_logs
 import run_files
 import trainer
 import utils
-from helpers import (ROOT, SMALL, StopAt, csv_text, error_line, run_script, script_env,
+from helpers import (ROOT, SMALL, StopAt, assert_same_checkpoints, csv_text, error_line, run_script, script_env,
                      small_config, start_script, train_in_process)
 from utils import OutputError, UsageError
 
@@ -65,14 +66,6 @@ def resume(folder, mnist_npz, **changes):
 
 def ckpt_dir(folder):
     return os.path.join(folder, 'models', 'MNIST-False', 'checkpoints')
-
-
-def same_checkpoints(a, b):
-    ra, rb = [tf.train.load_checkpoint(ckpt_dir(f)) for f in (a, b)]
-    names = [n for n in ra.get_variable_to_shape_map()
-             if not n.startswith(('_CHECKPOINTABLE', 'save_counter'))]
-    for name in names:
-        np.testing.assert_array_equal(ra.get_tensor(name), rb.get_tensor(name), err_msg=name)
 
 
 # ----------------------------------------------------------------------------- lost silently
@@ -125,7 +118,7 @@ def test_lost_or_garbled_state_file_resumes_from_the_newest_checkpoint(whole, tw
     assert run.checkpoint.latest == os.path.join(ckpt_dir(two_epochs), 'ckpt-4')
     resume(two_epochs, mnist_npz)
     assert csv_text(two_epochs) == csv_text(whole)
-    same_checkpoints(two_epochs, whole)
+    assert_same_checkpoints(two_epochs, whole)
 
 
 @pytest.mark.parametrize('damage', ['truncated data', 'flipped byte', 'empty data'])
@@ -145,12 +138,14 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(whole, two_epoch
     assert os.path.exists(data + '.damaged')
     # epoch 2 was trained again from ckpt-2: each epoch once, with the uninterrupted numbers
     assert csv_text(two_epochs) == csv_text(whole)
-    same_checkpoints(two_epochs, whole)
+    assert_same_checkpoints(two_epochs, whole)
 
 
-def test_resumed_runs_keep_only_keep_checkpoints(whole, two_epochs, mnist_npz):
+def test_resumed_runs_keep_only_keep_checkpoints_and_no_temporary(whole, two_epochs, mnist_npz):
     # every resume used to leave the checkpoints it found for ever: 2 + 1 here, and 8 after runs
     # of 2, 5 and 9 epochs with the default 3
+    # and the temporary folder of a save that was killed is removed at the next start
+    os.makedirs(os.path.join(ckpt_dir(two_epochs), 'ckpt-5_temp', 'part-00000-of-00001'))
     resume(two_epochs, mnist_npz, keep_checkpoints=1)
     assert sorted(os.listdir(ckpt_dir(two_epochs))) == ['checkpoint', 'ckpt-6.data-00000-of-00001',
                                                         'ckpt-6.index']
@@ -193,7 +188,7 @@ def test_hand_edited_flags_json_resumes_with_the_checkpoints_values(whole, two_e
     assert 'differs from the checkpoint it describes (DisInSize: 32 -> 64; filters: 128 -> -5; ' \
         'seed: 11 -> 999): resuming with the checkpoint\'s values' in caplog.text
     assert csv_text(two_epochs) == csv_text(whole)
-    same_checkpoints(whole, two_epochs)
+    assert_same_checkpoints(whole, two_epochs)
 
 
 def test_missing_flags_json_still_refuses_another_shape(two_epochs, mnist_npz):
@@ -230,6 +225,13 @@ def test_a_cut_eval_csv_keeps_its_rows_and_the_best_generator(mnist_npz, tmp_pat
     best = [json.load(open(os.path.join(f, 'models', 'MNIST-False', 'best', 'best.json')))
             for f in (str(tmp_path / 'whole'), cut)]
     assert (best[0]['epoch'], best[0]['fid']) == (best[1]['epoch'], best[1]['fid'])
+    # and best/ holds that epoch's generator, not a later, worse one
+    weights = [keras.models.load_model(os.path.join(f, 'models', 'MNIST-False', 'best',
+                                                    'generator.keras')).get_weights()
+               for f in (str(tmp_path / 'whole'), cut)]
+    assert len(weights[0]) == len(weights[1]) > 10
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_move_aside_twice_in_one_second_keeps_both(tmp_path):
@@ -241,20 +243,36 @@ def test_move_aside_twice_in_one_second_keeps_both(tmp_path):
 
 
 class FailingOpen:
-    """Stands in for model.py's open of the file a network is saved to, on a disk that runs out
-    of space halfway: the first write writes half, then fails."""
+    """Stands in for a module's open of the file named name (opened in one of modes), on a disk
+    that runs out of space halfway: the first write writes half, then fails."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, name, modes='w'):
+        self.name, self.modes = name, modes
 
     def __call__(self, path, mode='r', *args, **kwargs):
         file = open(path, mode, *args, **kwargs)
-        if self.name in os.path.basename(path) and 'w' in mode:
+        if self.name in os.path.basename(path) and mode[0] in self.modes:
             def write(data):
                 file.__class__.write(file, data[:len(data) // 2])
                 raise OSError(28, 'No space left on device')
             file.write = write
         return file
+
+
+def test_full_disk_while_writing_a_csv_row_then_resume_is_exact(whole, two_epochs, mnist_npz,
+                                                                  monkeypatch):
+    # the row is cut halfway; the next run rewrites the CSV from the checkpoint
+    monkeypatch.setattr(utils, 'open', FailingOpen('MNIST-False-loss.csv', 'a'), raising=False)
+    with pytest.raises(OutputError) as error:
+        resume(two_epochs, mnist_npz)
+    assert utils.error_message(error.value).startswith(
+        'no space left on the device of {} while saving a row of the CSV log; the last good '
+        'checkpoint, '.format(os.path.join(two_epochs, 'logs', 'MNIST-False-loss.csv')))
+    assert not csv_text(two_epochs).endswith('\n')  # half a row
+    monkeypatch.undo()
+    resume(two_epochs, mnist_npz)
+    assert csv_text(two_epochs) == csv_text(whole)
+    assert_same_checkpoints(two_epochs, whole)
 
 
 @pytest.mark.parametrize('name', ['Generator.weights.h5', 'generator.keras'])
@@ -318,7 +336,7 @@ def test_full_disk_for_tensorboard_events_is_never_silent(mnist_npz, tmp_path, m
 
     def lossy(writer):
         real_flush(writer)
-        for path in glob.glob(str(tmp_path / 'lossy' / 'tensorboard' / '*' / 'events*')):
+        for path in glob.glob(str(tmp_path / 'lossy' / 'logs' / 'tensorboard' / '*' / 'events*')):
             os.truncate(path, min(os.path.getsize(path), 6000))
 
     monkeypatch.setattr(type(tf.summary.create_file_writer(str(tmp_path / 'tb'))), 'flush', lossy)
@@ -329,7 +347,7 @@ def test_full_disk_for_tensorboard_events_is_never_silent(mnist_npz, tmp_path, m
     assert message.startswith('no space left on the device of ' + str(
         tmp_path / 'lossy' / 'logs' / 'tensorboard' / 'MNIST-False')), message
     assert 'lacks what was written up to step' in str(error.value.cause)
-    assert 'while saving TensorBoard events; the last good checkpoint' in message
+    assert 'while saving TensorBoard events; no checkpoint was saved yet' in message
     monkeypatch.undo()
     logs = str(tmp_path / 'small' / 'logs')
     with small_disk(logs, 16 << 10) as disk:
@@ -380,6 +398,38 @@ def test_exploding_losses_are_warned(mnist_npz, tmp_path, caplog):
     assert re.search(r'Epoch 1: the losses exploded \(Gen_loss [0-9.e+]+, Dis_loss [0-9.e+]+; a few '
                      r'is usual\): the learning rate \(1e\+06\) is probably far too high',
                      caplog.text), caplog.text
+
+
+def stand_in_run(epochs=5):
+    """What EpochSummary and WeightSaver read of a run, without training one."""
+    return types.SimpleNamespace(config=types.SimpleNamespace(epochs=epochs), epoch_lr=2e-4,
+                                 Generator=types.SimpleNamespace(name='Generator'),
+                                 Discriminator=types.SimpleNamespace(name='Discriminator'))
+
+
+def test_collapse_warning_and_save_every(tmp_path, caplog, monkeypatch):
+    summary = hooks.EpochSummary(run_files.RunFiles('x', plot_path=str(tmp_path)))
+    run = stand_in_run()
+    for epoch, means in enumerate([[0.8, 0.3, 1.2, 0.9], [0.995, 0.005, 6.0, 0.01]]):
+        summary.on_epoch_begin(run, epoch)
+        summary.on_epoch_end(run, epoch, means)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert warnings == ['Epoch 2: the discriminator wins completely (Real_P 0.9950, Fake_P 0.0050): '
+                        'training has probably collapsed; look at the grids in ' +
+                        os.path.join(str(tmp_path), 'x')]
+    saved = []
+    monkeypatch.setattr(model, 'save_network', lambda net, path, what: saved.append(
+        (net.name, os.path.basename(path))))
+    saver = hooks.WeightSaver(run_files.RunFiles('x'), save_every=2, epochs=5)
+    for epoch in range(5):  # 0-based: epochs 2 and 4 (every 2nd), and 5 (the last)
+        saver.on_epoch_end(run, epoch, None)
+    assert saved == [('Generator', 'Generator.weights.h5'),
+                     ('Discriminator', 'Discriminator.weights.h5')] * 3
+    saved.clear()
+    for epoch in range(5):
+        hooks.WeightSaver(run_files.RunFiles('x'), save_every=15, epochs=5).on_epoch_end(
+            run, epoch, None)
+    assert len(saved) == 2  # the last epoch only
 
 
 def test_nan_without_a_checkpoint_says_so(mnist_npz, tmp_path):
@@ -553,6 +603,7 @@ def test_full_disk_while_checkpointing_then_resume_is_exact(whole, mnist_npz, tm
         'checkpoint', 'ckpt-2.data-00000-of-00001', 'ckpt-2.index']
     resume(cwd, mnist_npz)
     assert csv_text(cwd) == csv_text(whole)
+    assert_same_checkpoints(cwd, whole)
 
 
 @pytest.mark.slow
@@ -578,14 +629,22 @@ def test_full_disk_while_writing_weights_is_one_line(mnist_npz, tmp_path):
 def test_a_signal_during_start_up_is_one_line(mnist_npz, tmp_path, sig):
     proc = start_script('main.py', SMALL + ['--ImageType=MNIST', '--mnist_path=' + mnist_npz,
                                             '--epochs=1'], str(tmp_path))
-    time.sleep(2.5)  # importing TensorFlow, before training starts
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:  # the signal comes once TensorFlow's library is loaded: seconds before anything is written
+        deadline = time.time() + 60
+        while 'libtensorflow' not in open('/proc/{}/maps'.format(proc.pid)).read():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     err = err.decode()
     assert proc.returncode == 128 + sig, err
     assert 'Traceback' not in err
     lines = [line for line in err.splitlines() if line.startswith('ERROR: ')]
-    assert len(lines) == 1 and 'stopped by {}'.format(signal.Signals(sig).name) in lines[0], err
+    assert lines == ['ERROR: stopped by {} during start-up, before anything was written; run the '
+                     'command again.'.format(signal.Signals(sig).name)], err
+    assert not os.path.exists(tmp_path / 'models' / 'MNIST-False')
 
 
 @pytest.mark.slow

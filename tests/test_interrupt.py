@@ -1,15 +1,18 @@
-"""kill -9, then Ctrl-C, in the middle of an epoch, then the same command: the run continues exactly
-where it stopped, byte for byte the uninterrupted run's CSV and grids."""
+"""kill -9, then SIGTERM (Ctrl-C's path), in the middle of an epoch, then the same command: the run
+continues exactly where it stopped, byte for byte the uninterrupted run's CSV, grids and
+checkpoint."""
 import os
 import re
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import SMALL, csv_text, run_script, start_script, train_in_process
+from helpers import (SMALL, assert_same_checkpoints, csv_text, run_script, start_script,
+                     train_in_process)
 
 EPOCHS = ['--epochs=2', '--steps_per_epoch=6']
 
@@ -33,44 +36,46 @@ def reference(mnist_npz, tmp_path_factory):
     return cwd
 
 
-def interrupt_when(proc, pattern, sig, timeout=300):
-    """Send sig to proc once its stderr matches pattern; return everything it printed."""
+def interrupt_when(proc, ready, sig, timeout=300):
+    """Send sig to proc once ready(what it printed so far) is true (checked every 10 ms), then
+    wait for it to end; return its stdout and everything it printed on stderr."""
     seen = []
-    fired = threading.Event()
-
-    def read():
-        buffer = ''
-        for chunk in iter(lambda: proc.stderr.read1(4096), b''):
-            buffer += chunk.decode(errors='replace')
-            seen.append(chunk.decode(errors='replace'))
-            if not fired.is_set() and re.search(pattern, buffer):
-                fired.set()
-                proc.send_signal(sig)
-
-    reader = threading.Thread(target=read, daemon=True)
+    reader = threading.Thread(target=lambda: seen.extend(
+        chunk.decode(errors='replace') for chunk in iter(lambda: proc.stderr.read1(4096), b'')),
+        daemon=True)
     reader.start()
-    proc.wait(timeout=timeout)
+    deadline = time.time() + timeout
+    try:
+        while not ready(''.join(seen)):
+            assert proc.poll() is None and time.time() < deadline, ''.join(seen)
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
     reader.join(timeout=10)
-    assert fired.is_set(), ''.join(seen)
     return proc.stdout.read().decode(), ''.join(seen)
 
 
 @pytest.mark.slow
-def test_sigkill_then_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
+def test_sigkill_then_sigterm_mid_epoch_then_resume_is_exact(reference, mnist_npz, tmp_path):
     cwd = str(tmp_path)
-    # kill -9 in epoch 2: the command continues from the end of epoch 1 (the progress bar may skip
-    # a step's line when steps are fast, so any of the middle steps will do)
+    # kill -9 as soon as epoch 1's checkpoint is complete: in epoch 2, before its end; the
+    # command continues from the end of epoch 1
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| [2-4]/6', signal.SIGKILL)
+    epoch_1 = os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints', 'ckpt-6.index')
+    interrupt_when(proc, lambda _: os.path.exists(epoch_1), signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     noise_before = checkpoint(cwd).get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    # then Ctrl-C in the same epoch: saved where it stopped
-    out, err = interrupt_when(proc, r'epoch 2/2:[^\r\n]*\| [1-3]/6', signal.SIGINT)
+    # then SIGTERM (as a scheduler sends; Ctrl-C's path) once a step of epoch 2 is done: the
+    # first progress line after the step is traced (seconds) always shows, unlike later ones
+    out, err = interrupt_when(proc, lambda text: re.search(r'epoch 2/2:[^\r\n]*\| [1-5]/6', text),
+                              signal.SIGTERM)
     assert 'epoch 2 of 2, after step 0 of 6 (global step 6)' in err
-    assert proc.returncode == 130, err
-    stopped = re.search(r'Stopped by SIGINT at epoch 2, step (\d) of 6; saved (\S+)\. Run the same '
-                        r'command again', out)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    stopped = re.search(r'Stopped by SIGTERM at epoch 2, step (\d) of 6; saved (\S+)\. Run the '
+                        r'same command again', out)
     assert stopped and 1 <= int(stopped.group(1)) < 6, out + err
     assert 'Traceback' not in err
     assert csv_text(cwd).count('\n') == 2  # header and the first epoch's row
@@ -83,6 +88,7 @@ def test_sigkill_then_sigint_mid_epoch_then_resume_is_exact(reference, mnist_npz
         stopped.group(1), 6 + int(stopped.group(1))) in result.stderr
     # nothing lost or duplicated, and the numbers are those of the uninterrupted run
     assert csv_text(cwd) == csv_text(reference)
+    assert_same_checkpoints(cwd, reference)
     assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
         ['001.png', '002.png', 'real.png']
     ckpt = checkpoint(cwd)

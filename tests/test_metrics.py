@@ -10,6 +10,7 @@ from PIL import Image
 
 import dataset
 import metrics
+import model
 import trainer
 import utils
 from plot_logs import plot_logs
@@ -137,7 +138,9 @@ def test_evaluation_during_training_and_after_a_stop(mnist_npz, feature_model, t
     reference = str(tmp_path / 'reference')
     rows = eval_rows(reference)
     assert list(rows['epoch']) == [0, 1]
-    assert np.all(rows['FID'] > 0) and np.all((rows['precision'] >= 0) & (rows['recall'] <= 1))
+    assert np.all(rows['FID'] > 0)
+    assert np.all((rows['precision'] >= 0) & (rows['precision'] <= 1))
+    assert np.all((rows['recall'] >= 0) & (rows['recall'] <= 1))
     assert np.all((rows['IS'] >= 1) & (rows['IS'] <= 10))
     best = json.load(open(os.path.join(reference, 'models', 'MNIST-False', 'best', 'best.json')))
     assert best['fid'] == pytest.approx(rows['FID'].min(), abs=1e-6)
@@ -299,9 +302,11 @@ def test_inception_graph_batches_equal_one_image_at_a_time(graph_file):
     logits = alone @ weights  # improved-GAN's IS: softmax of pool_3 times the logit weights
     want = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probabilities, want / want.sum(1, keepdims=True), rtol=1e-4)
-    # images less than half a level from the same whole values: the same features
+    # images less than half a level from the same whole values: the same features (in the same
+    # batches: another split may round differently in the last bit)
     nudged = pixels / 127.5 - 1 + rng.uniform(-0.4, 0.4, pixels.shape).astype(np.float32) / 127.5
-    np.testing.assert_array_equal(extractor(iter([nudged]), 40, 'test')[0], features)
+    np.testing.assert_array_equal(extractor(iter([nudged[:7], nudged[7:]]), 40, 'test')[0],
+                                  features)
     # and the FID of those features is the numpy reference
     other = one_image_at_a_time(path, np.round(np.clip((images[::-1] * 0.5 + 1) * 127.5, 0,
                                                        255)))
@@ -335,6 +340,21 @@ def test_statistics_file_gives_the_fid_of_its_features(tmp_path):
     np.savez(str(tmp_path / 'other.npz'), features=np.zeros(3))
     with pytest.raises(UsageError, match='is not a TTUR statistics file with arrays mu and sigma'):
         metrics.load_stats(str(tmp_path / 'other.npz'))
+
+
+def test_reference_statistics_give_the_fid_and_nan_for_the_rest(feature_model, tmp_path):
+    # statistics hold no features: KID and precision/recall are NaN, the FID is that of the stats
+    extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model))  # 16-d
+    real = np.random.default_rng(5).normal(size=(100, 16))
+    metrics.Reference(real).save_stats(str(tmp_path / 'stats.npz'))
+    keras.utils.set_random_seed(1)
+    generator = model.Gen_Net(1, 100, 32, filters=32)
+    result = metrics.evaluate(generator, extractor, metrics.load_stats(str(tmp_path / 'stats.npz')),
+                              8, seed=2)
+    assert all(np.isnan(result[k]) for k in ('kid_mean', 'kid_std', 'precision', 'recall'))
+    whole = metrics.evaluate(generator, extractor, metrics.Reference(real), 8, seed=2)
+    assert result['fid'] == pytest.approx(whole['fid'], rel=1e-9) and whole['fid'] > 0
+    assert not np.isnan(whole['kid_mean']) and 0 <= whole['precision'] <= 1
 
 
 def test_statistics_of_another_dimension_are_one_error(feature_model, tmp_path):
