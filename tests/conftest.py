@@ -40,6 +40,16 @@ def mnist_npz(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def digits_run(tmp_path_factory):
+    """(folder, Trainer) of a finished 1-epoch run of 2 steps on scikit-learn's digits (seed 3,
+    --bbox asked: it is ignored), trained once per test process for the tests that read one."""
+    from helpers import train_in_process
+    folder = str(tmp_path_factory.mktemp('digits_run'))
+    return folder, train_in_process(folder, ImageType='digits', epochs=1, steps_per_epoch=2,
+                                    seed=3, bbox=True)
+
+
+@pytest.fixture(scope='session')
 def celeba_root(tmp_path_factory):
     """An official-layout CelebA folder of 36 images (22 train, 7 val, 7 test) and its bboxes."""
     from tools import synthetic

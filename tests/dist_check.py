@@ -1,9 +1,9 @@
 """One train_step of trainer.py under tf.distribute strategies on CPU; prints each one's results
 as one JSON list, in the order asked.
 
-python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single, mirrored or
-multi_worker, which needs TF_CONFIG) with any of +sync_bn, +no_dropout, +recipe (DiffAugment and
-the generator average of --ema), e.g. mirrored+sync_bn+no_dropout
+python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single or mirrored)
+with any of +sync_bn, +no_dropout, +recipe (DiffAugment and the generator average of --ema), e.g.
+mirrored+sync_bn+no_dropout (test_distribute.py runs main.py itself as two workers)
 """
 import functools
 import json
@@ -31,7 +31,7 @@ def make_strategy(mode):
     mirrored runs on the two logical CPU devices made in main."""
     if mode == 'mirrored':
         return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
-    return devices.make_strategy('multi_worker' if mode == 'multi_worker' else 'default')
+    return devices.make_strategy('default')
 
 
 def run(variant):

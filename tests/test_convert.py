@@ -208,20 +208,6 @@ def test_sigkill_then_rerun_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallel_workers_match_single_process(celeba_root, records, tmp_path):
-    out = str(tmp_path / 'rec')
-    result = run_script('convert_tfrecord.py', ['--DatasetPath=' + celeba_root[0],
-                                                '--TFRecordPath=' + out, '--shard_mb=0.01',
-                                                '--workers=2'], str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert 'train:      22 records' in result.stdout and 'official layout' in result.stderr
-    for part in dataset.PARTITIONS:  # records: the same conversion in one process
-        examples = [e.SerializeToString() for e in read_examples(out, part)]
-        assert len(examples) == manifest(out)['partitions'][part]['records'] > 0
-        assert examples == [e.SerializeToString() for e in read_examples(records, part)]
-
-
-@pytest.mark.slow
 def test_verify_catches_damaged_and_missing_shards(records, tmp_path):
     import shutil
     out = str(tmp_path / 'rec')

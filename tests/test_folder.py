@@ -278,14 +278,19 @@ def test_cifar10_binary_version_reads(tmp_path):
 
 
 @pytest.mark.slow
-def test_folder_cli_converts_and_names_skips(pictures, tmp_path):
-    result = run_script('convert_tfrecord.py', ['--DatasetPath=' + pictures[0],
-                                                '--TFRecordPath=' + str(tmp_path / 'rec')],
-                        str(tmp_path))
+def test_folder_cli_in_parallel_names_skips_and_matches_one_process(pictures, folder_records,
+                                                                    tmp_path):
+    result = run_script('convert_tfrecord.py', ['--DatasetPath=' + pictures[0], '--workers=2',
+                                                '--shard_mb=0.001', '--TFRecordPath=' +
+                                                str(tmp_path / 'rec')], str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert 'folder layout' in result.stderr
     assert 'train:      10 records' in result.stdout and 'skipped dogs/notes.jpg' in result.stdout
-    line = error_line(run_script('convert_tfrecord.py', ['--DatasetPath=' + str(tmp_path / 'rec' /
-                                                                                 'manifest.json'),
-                                                         '--TFRecordPath=x'], str(tmp_path)))
-    assert 'is a file' in line
+    assert '(2 undecodable)' in result.stdout
+    # two worker processes write the very records of one (folder_records)
+    parallel = [e.SerializeToString() for e in records_of(str(tmp_path / 'rec'))]
+    assert len(parallel) == 10
+    assert parallel == [e.SerializeToString() for e in records_of(folder_records[0])]
+    with pytest.raises(UsageError, match='--DatasetPath .*manifest.json is a file: point it at '
+                                         'the folder'):
+        convert_tfrecord.convert(str(tmp_path / 'rec' / 'manifest.json'), 'x', 'all')

@@ -14,8 +14,7 @@ from PIL import Image
 import model
 import trainer
 import utils
-from helpers import (ROOT, SMALL, error_line, run_script, script_env, small_config,
-                      train_in_process)
+from helpers import ROOT, script_env, small_config, train_in_process
 from utils import UsageError
 
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
@@ -128,12 +127,12 @@ def test_lr_decays_after_epoch_10_of_the_run(tmp_path):
             pytest.approx([value / 10] * 2)
 
 
-def test_digits_need_no_download(tmp_path):
-    run = train_in_process(tmp_path, ImageType='digits', epochs=1, steps_per_epoch=2)
+def test_digits_need_no_download(digits_run):
+    folder, run = digits_run
     assert run.config.save_name == 'digits-False' and run.n_images == 1797
-    table = utils.read_loss_csv(str(tmp_path / 'logs' / 'digits-False-loss.csv'))
+    table = utils.read_loss_csv(os.path.join(folder, 'logs', 'digits-False-loss.csv'))
     assert list(table['epoch']) == [0] and 0 < table['Real_P'][0] < 1
-    with Image.open(tmp_path / 'plot' / 'digits-False' / '001.png') as img:
+    with Image.open(os.path.join(folder, 'plot', 'digits-False', '001.png')) as img:
         assert img.mode == 'L' and img.size == (276, 276)
         grid = np.asarray(img)[::2, ::2]  # each pixel enlarged 2x to be seen
     # 16 generated samples between the 2-pixel white gaps: none blank, no two alike
@@ -141,7 +140,7 @@ def test_digits_need_no_download(tmp_path):
              for c in range(4)]
     assert all(tile.std() > 1 for tile in tiles)
     assert len({tile.tobytes() for tile in tiles}) == 16
-    assert (tmp_path / 'models' / 'digits-False' / 'generator.keras').exists()
+    assert os.path.exists(os.path.join(folder, 'models', 'digits-False', 'generator.keras'))
 
 
 def test_celeba_bbox_run_on_all_partitions(records, tmp_path):
@@ -226,27 +225,29 @@ def test_cache_with_a_short_epoch_is_refused(tmp_path):
                ImageType='digits', cache=True)
 
 
-# ----------------------------------------------------------------------------- as a process
-
-def bad_run(tmp_path, args, env=None):
-    return error_line(run_script('main.py', args + SMALL + ['--epochs=1'], str(tmp_path), env=env))
-
-
-@pytest.mark.slow
 def test_no_flags_says_what_to_do(tmp_path):
-    line = error_line(run_script('main.py', [], str(tmp_path)))
-    assert 'no records given: convert CelebA or a folder of pictures first' in line
-    assert '--ImageType=digits' in line
+    # main.py with no flags at all: the original's CelebA with nothing converted
+    config = trainer.Config(LOG_PATH=str(tmp_path / 'logs'), MODEL_PATH=str(tmp_path / 'models'),
+                            PLOT_PATH=str(tmp_path / 'plot'))
+    with pytest.raises(UsageError) as error:
+        trainer.train(config)
+    assert 'no records given: convert CelebA or a folder of pictures first' in str(error.value)
+    assert '--ImageType=digits' in str(error.value)
 
 
-@pytest.mark.slow
-def test_mnist_download_failure_points_to_mnist_path_and_digits(tmp_path):
-    env = dict(script_env(), KERAS_HOME=str(tmp_path / 'keras'), HTTPS_PROXY='http://127.0.0.1:9',
-               HTTP_PROXY='http://127.0.0.1:9', https_proxy='http://127.0.0.1:9')
-    line = bad_run(tmp_path, ['--ImageType=MNIST'], env=env)
+def test_mnist_download_failure_points_to_mnist_path_and_digits(tmp_path, monkeypatch):
+    def offline():
+        raise OSError('[Errno 101] Network is unreachable')
+
+    monkeypatch.setattr(keras.datasets.mnist, 'load_data', offline)
+    with pytest.raises(UsageError) as error:
+        train_in_process(tmp_path, ImageType='MNIST', epochs=1)
+    line = str(error.value)
     assert 'could not download MNIST' in line and '--mnist_path=/path/to/mnist.npz' in line
     assert 'try --ImageType=digits, which needs no download' in line
 
+
+# ----------------------------------------------------------------------------- as a process
 
 @pytest.mark.slow
 def test_helpshort_lists_flags():
@@ -259,11 +260,18 @@ def test_helpshort_lists_flags():
 
 
 @pytest.mark.slow
-def test_every_config_field_is_a_flag_with_the_same_default():
+def test_every_config_field_is_a_flag_with_the_same_default_and_paths_expand():
+    # one process for both: main.py's flags make trainer.Config's defaults, and path flags
+    # expand ~ and $VARS
     code = ('import dataclasses, main, trainer; from absl import flags; flags.FLAGS(["main.py"]); '
             'names = {f.name for f in dataclasses.fields(trainer.Config)}; '
             'defined = {f.name for f in flags.FLAGS.get_flags_for_module("main")}; '
-            'print(sorted(names ^ defined), main.config_from_flags() == trainer.Config())')
+            'print(sorted(names ^ defined), main.config_from_flags() == trainer.Config()); '
+            'flags.FLAGS.unparse_flags(); '
+            'flags.FLAGS(["main.py", "--LOG_PATH=~/logs", "--mnist_path=$DCGAN_DATA/m.npz"]); '
+            'c = main.config_from_flags(); print(c.LOG_PATH, c.mnist_path)')
+    env = dict(script_env(), HOME='/home/someone', DCGAN_DATA='/data/digits')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            env=script_env(), cwd=ROOT, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == '[] True', result.stderr
+                            env=env, cwd=ROOT, timeout=120)
+    assert result.stdout.strip().splitlines()[-2:] == [
+        '[] True', '/home/someone/logs /data/digits/m.npz'], result.stderr
