@@ -404,9 +404,12 @@ def read_records(files):
 
 
 def file_identity(path):
-    """A file's absolute path, size and modification time: changes when the file does."""
+    """A file's absolute path, size, inode and modification and change times: changes when the
+    file does, also when a copy that kept the old time and size replaces it (cp -p, rsync -a:
+    a new inode and change time, which no tool sets back)."""
     stat = os.stat(path)
-    return '{} {} {}'.format(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return '{} {} {} {} {}'.format(os.path.abspath(path), stat.st_size, stat.st_ino,
+                                   stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,12 +41,13 @@ def mnist_npz(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def digits_run(tmp_path_factory):
-    """(folder, Trainer) of a finished 1-epoch run of 2 steps on scikit-learn's digits (seed 3,
-    --bbox asked: it is ignored), trained once per test process for the tests that read one."""
-    from helpers import train_in_process
+    """(folder, Trainer) of the README's quick start cut to one loop of 4 steps (its --ema on),
+    --bbox asked (it is ignored): trained once per test process for the tests that read one."""
+    from helpers import quick_start_settings, train_in_process
     folder = str(tmp_path_factory.mktemp('digits_run'))
-    return folder, train_in_process(folder, ImageType='digits', epochs=1, steps_per_epoch=2,
-                                    seed=3, bbox=True)
+    settings = quick_start_settings(epochs=1, steps_per_epoch=4, bbox=True)
+    assert settings['filters'] == 256 and settings['ema'] == 0.999 and settings['lr_D'] == 1e-4
+    return folder, train_in_process(folder, **settings)
 
 
 @pytest.fixture(scope='session')

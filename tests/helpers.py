@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import dataset
 import hooks
 import trainer
 
@@ -25,6 +26,18 @@ def small_config(folder, **changes):
                     PLOT_PATH=os.path.join(folder, 'plot'))
     settings.update(changes)
     return trainer.Config(**settings)
+
+
+def quick_start_settings(**changes):
+    """The trainer.Config fields of the README's quick start (dataset.QUICK_START), with changes."""
+    settings = {}
+    for arg in dataset.QUICK_START[1:]:
+        name, value = arg[2:].split('=', 1)
+        default = getattr(trainer.Config, name)
+        settings[name] = (type(default) if default is not None else float)(value) if value \
+            else value
+    settings.update(changes)
+    return settings
 
 
 def train_in_process(folder, extra_hooks=(), **changes):

@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -84,18 +85,20 @@ def two_workers(args, cwd):
 
 @pytest.mark.slow
 def test_two_workers_equal_one_device_and_resume_from_the_same_step(mnist_npz, tmp_path):
-    # two processes (MultiWorkerMirroredStrategy, TF_CONFIG) with DiffAugment and the generator
-    # average, trained one epoch, then resumed for a second: every step equals the same run on one
-    # device. The other worker used to restore from its own empty scratch folder: it trained from
-    # step 0 beside the resumed chief and failed in a collective once the chief had left
+    # a run trained one epoch on one device, resumed for a second by two processes
+    # (MultiWorkerMirroredStrategy, TF_CONFIG) with DiffAugment and the generator average: every
+    # step equals the same run on one device. The other worker used to restore from its own
+    # empty scratch folder: it trained from step 0 beside the resumed chief and failed in a
+    # collective once the chief had left
     recipe = dict(ImageType='MNIST', mnist_path=mnist_npz, seed=5, steps_per_epoch=2,
                   sync_bn=True, dropout=0.0, ema=0.99, augment='color,translation,cutout')
-    args = SMALL + ['--{}={}'.format(k, v) for k, v in recipe.items()]
-    cwd = str(tmp_path)
-    for epochs in (1, 2):
-        for status, err in two_workers(args + ['--epochs={}'.format(epochs)], cwd):
-            assert status == 0, err
-            assert epochs == 1 or 'Resuming from models/MNIST-False/checkpoints/ckpt-2' in err
+    cwd = str(tmp_path / 'run')
+    # the first epoch on one device (in this process), as a user moving to two machines
+    train_in_process(cwd, epochs=1, **recipe)
+    args = SMALL + ['--{}={}'.format(k, v) for k, v in recipe.items()] + ['--epochs=2']
+    for status, err in two_workers(args, cwd):
+        assert status == 0, err
+        assert 'Resuming from models/MNIST-False/checkpoints/ckpt-2' in err
     # only the chief wrote into the run's folder
     assert sorted(os.listdir(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))) == [
         'checkpoint', 'ckpt-2.data-00000-of-00001', 'ckpt-2.index', 'ckpt-4.data-00000-of-00001',
@@ -118,6 +121,28 @@ def test_two_workers_equal_one_device_and_resume_from_the_same_step(mnist_npz, t
     for name in compared:
         np.testing.assert_allclose(readers[0].get_tensor(name), readers[1].get_tensor(name),
                                    rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_only_the_chief_writes(mnist_npz, tmp_path, monkeypatch):
+    def strategy(cluster, task_type, task_id):
+        resolver = types.SimpleNamespace(task_type=task_type, task_id=task_id,
+                                         cluster_spec=lambda: types.SimpleNamespace(
+                                             as_dict=lambda: cluster))
+        return types.SimpleNamespace(cluster_resolver=resolver)
+
+    workers = {'worker': ['a:1', 'b:2']}
+    assert devices.is_chief(strategy(workers, 'worker', 0))
+    assert not devices.is_chief(strategy(workers, 'worker', 1))
+    assert devices.is_chief(strategy(dict(workers, chief=['c:3']), 'chief', 0))
+    assert not devices.is_chief(strategy(dict(workers, chief=['c:3']), 'worker', 0))
+    assert devices.is_chief(types.SimpleNamespace())  # one process
+    # a whole run as another worker: it trains and checkpoints (into its own scratch folder,
+    # removed at the end), and leaves nothing in the run's folders
+    monkeypatch.setattr(devices, 'is_chief', lambda _strategy: False)
+    run = train_in_process(tmp_path, ImageType='MNIST', mnist_path=mnist_npz, epochs=1,
+                           steps_per_epoch=2)
+    assert int(run.step) == 2 and not os.path.exists(run.checkpoint.scratch)
+    assert [files for _, _, files in os.walk(tmp_path) if files] == []
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):

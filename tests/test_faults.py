@@ -576,8 +576,9 @@ def test_out_of_range_flags_are_refused_at_parse_time():
     # generate.py's seed of -1 and a 100000-row grid, evaluate.py's 10^8 samples were "a bug"
     bad = ['--seed=-1', '--seed=4294967296', '--rows=100000', '--cols=101', '--steps=1000']
     assert refused_flags('generate', bad + ['--rows=100', '--seed=0']) == bad
-    assert refused_flags('evaluate', ['--num_samples=100000000', '--num_samples=1000000']) == \
-        ['--num_samples=100000000']
+    assert refused_flags('evaluate', ['--num_samples=100000000', '--num_samples=1000000',
+                                      '--num_samples=3', '--ref_samples=3']) == \
+        ['--num_samples=100000000', '--num_samples=3', '--ref_samples=3']
     # as absl prints it: one line, then its hint, exit status 1
     result = run_script('main.py', ['--BATCH_SIZE=0'], ROOT)
     assert result.returncode == 1 and 'Traceback' not in result.stderr

@@ -51,7 +51,7 @@ def test_weights_file_takes_its_shape_from_flags_json(digits_run, caplog):
     generator = model.load_generator(str(folder / 'Generator.weights.h5'), 3, 64, 100, 1024,
                                      given=[])
     assert generator.output_shape == (None, 32, 32, 1)
-    assert 'from {}'.format(folder / 'flags.json') in caplog.text and '--filters=128' in caplog.text
+    assert 'from {}'.format(folder / 'flags.json') in caplog.text and '--filters=256' in caplog.text
     exported = model.load_generator(str(folder / 'generator.keras'), 1, 32, 100)
     z = np.random.default_rng(0).normal(size=(2, 100)).astype(np.float32)
     np.testing.assert_allclose(generator(z, training=False), exported(z, training=False),
@@ -122,6 +122,24 @@ def test_every_documented_command_names_a_real_script_and_real_flags():
                 name = arg[2:].split('=', 1)[0]
                 assert name in known or (name.startswith('no') and name[2:] in known), \
                     (page, ' '.join(words), name)
+
+
+def test_every_test_the_reliability_page_cites_exists():
+    # a cell names tests as `test_file::test_name`, and further ones of the same file by name
+    text = open(os.path.join(ROOT, 'docs', 'reliability.md')).read()
+    cited = []
+    for line in text.splitlines():
+        for cell in line.split('|'):
+            module = None
+            for name in re.findall(r'`(test_\w+(?:::test_\w+)?)`', cell):
+                if '::' in name:
+                    module, name = name.split('::')
+                assert module, (line, name)
+                cited.append((module, name))
+    assert len(cited) > 40
+    for module, name in cited:
+        source = open(os.path.join(ROOT, 'tests', module + '.py')).read()
+        assert re.search(r'^def {}\('.format(name), source, re.M), (module, name)
 
 
 @pytest.mark.slow

@@ -37,6 +37,14 @@ def test_mode_trains(mnist_npz, tmp_path, mode):
     run, _ = run_mode(mnist_npz, str(tmp_path), **mode)
     # the step is traced once for the whole run (XLA keeps shapes static)
     assert run.train_step.experimental_get_tracing_count() == 1
+    # and ran as asked: compiled by XLA, in bf16
+    library = run.train_step.get_concrete_function().graph.as_graph_def().library
+    compiled = [f.signature.name for f in library.function if f.attr['_XlaMustCompile'].b]
+    assert len(compiled) == (1 if mode.get('jit') else 0)
+    assert all(name.startswith('__inference_train_step_') for name in compiled)
+    dtype = 'bfloat16' if mode.get('mixed_precision') == 'bf16' else 'float32'
+    assert {layer.compute_dtype for net in (run.Generator, run.Discriminator)
+            for layer in net.layers[1:-1]} == {dtype}
 
 
 class HugeLossScale(hooks.Hook):

@@ -10,9 +10,10 @@ import tensorflow as tf
 
 import augment
 import ema
+import model
 import trainer
 import utils
-from helpers import StopAt, assert_same_checkpoints, train_in_process
+from helpers import StopAt, assert_same_checkpoints, quick_start_settings, train_in_process
 from utils import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
@@ -68,17 +69,17 @@ def checkpoint_names(folder):
 
 @pytest.mark.slow
 def test_ema_variables_only_with_ema_and_exported(digits_run, tmp_path):
-    # digits_run: the same run without --ema
-    train_in_process(tmp_path / 'on', ImageType='digits', epochs=1, steps_per_epoch=2, seed=3,
-                     ema=0.99)
-    _, off = checkpoint_names(digits_run[0])
-    reader, on = checkpoint_names(str(tmp_path / 'on'))
+    # digits_run: the quick start's recipe, with --ema; the same run without
+    train_in_process(tmp_path / 'off', **quick_start_settings(epochs=1, steps_per_epoch=4,
+                                                              ema=0.0))
+    _, off = checkpoint_names(str(tmp_path / 'off'))
+    reader, on = checkpoint_names(digits_run[0])
     assert not any(n.startswith('generator_ema/') for n in off)
     extra = {n for n in on - off if not n.startswith('_CHECKPOINTABLE_OBJECT_GRAPH')}
     assert extra and all(n.startswith('generator_ema/') for n in extra)
-    models = tmp_path / 'on' / 'models' / 'digits-False'
-    averaged = keras.models.load_model(models / 'generator.keras')
-    raw = keras.models.load_model(models / 'generator_raw.keras')
+    models = os.path.join(digits_run[0], 'models', 'digits-False')
+    averaged = keras.models.load_model(os.path.join(models, 'generator.keras'))
+    raw = keras.models.load_model(os.path.join(models, 'generator_raw.keras'))
     z = np.random.default_rng(0).normal(size=(2, 100)).astype(np.float32)
     assert not np.allclose(averaged(z), raw(z))
     # generator.keras holds the averaged weights the checkpoint keeps as generator_ema
@@ -89,8 +90,30 @@ def test_ema_variables_only_with_ema_and_exported(digits_run, tmp_path):
     for index, kernel in kernels.items():
         np.testing.assert_array_equal(averaged.layers[index].kernel.numpy(), kernel)
         assert not np.array_equal(raw.layers[index].kernel.numpy(), kernel)
-    assert not os.path.exists(os.path.join(digits_run[0], 'models', 'digits-False',
-                                           'generator_raw.keras'))
+    assert not (tmp_path / 'off' / 'models' / 'digits-False' / 'generator_raw.keras').exists()
+
+
+@pytest.mark.slow
+def test_standing_stats_export_the_trained_weights_with_recomputed_statistics(mnist_npz, tmp_path):
+    run = train_in_process(tmp_path, ImageType='MNIST', mnist_path=mnist_npz, epochs=1,
+                           steps_per_epoch=2, seed=4, standing_stats=True)
+    models = tmp_path / 'models' / 'MNIST-False'
+    exported = keras.models.load_model(models / 'generator.keras')
+    raw = keras.models.load_model(models / 'generator_raw.keras')
+    norms = [i for i, layer in enumerate(raw.layers)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3
+    for mine, theirs in zip(exported.trainable_variables, raw.trainable_variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())  # not averaged
+    # the statistics: those of the trained weights' own activations on the fixed latents, not
+    # the moving averages of training
+    again = ema.SampledGenerator(raw, model.Gen_Net(1, 100, 32, filters=128), 0.0,
+                                 run.seed).generator(step=1)
+    for i in norms:
+        np.testing.assert_allclose(exported.layers[i].moving_mean.numpy(),
+                                   again.layers[i].moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(exported.layers[i].moving_mean.numpy(),
+                               raw.layers[i].moving_mean.numpy())
 
 
 RECIPE_RUN = dict(ImageType='MNIST', epochs=2, steps_per_epoch=5, seed=9, ema=0.99,
