@@ -6,10 +6,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from config import POLICIES
 from utils import UsageError
 
-POLICIES = {'none': 'float32', 'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
-PRECISIONS = list(POLICIES) + ['auto']
 
 
 def configure_tensorflow():

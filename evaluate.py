@@ -14,10 +14,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-import dataset  # noqa: E402
-import devices  # noqa: E402
-import metrics  # noqa: E402
-import model  # noqa: E402
+import config  # noqa: E402
+import records  # noqa: E402
 import utils  # noqa: E402
 from utils import UsageError  # noqa: E402
 
@@ -25,14 +23,14 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
                     'file (its shape flags come from the flags.json beside it, or from '
                     '--DisInSize, --noise_dim and --filters)')
-flags.DEFINE_enum('ImageType', 'MNIST', list(dataset.IMAGE_TYPES),
+flags.DEFINE_enum('ImageType', 'MNIST', list(records.IMAGE_TYPES),
                   'real images to compare with, as main.py\'s --ImageType (default MNIST)')
 flags.DEFINE_string('mnist_path', '', 'local mnist.npz in Keras\' layout; empty (default) = Keras\' '
                     'download')
 flags.DEFINE_string('cifar_path', '', 'local CIFAR-10 (cifar-10-python.tar.gz, -binary.tar.gz or a Keras-layout '
                     'npz); empty (default) = Keras\' download. Its reference statistics use the '
                     '50,000 training images, the common protocol')
-flags.DEFINE_string('TFRecordPath', dataset.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
+flags.DEFINE_string('TFRecordPath', records.PLACEHOLDER_RECORDS, 'folder of the converted CelebA '
                     'records')
 flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
                   'CelebA partition of the real images (default all)')
@@ -50,10 +48,10 @@ flags.DEFINE_integer('ref_samples', 50000, 'real images for the reference statis
 flags.DEFINE_string('feature_model', '', 'a saved .keras model mapping images in [-1, 1] to feature '
                     'vectors (and, as a second output, class probabilities for IS); default: '
                     'Keras\' InceptionV3 with ImageNet weights')
-flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' ' + metrics.INCEPTION_FILE +
+flags.DEFINE_string('inception_weights', '', 'local copy of Keras\' ' + config.INCEPTION_FILE +
                     ' for machines without internet (default: Keras\' download, cached)')
-flags.DEFINE_string('inception_graph', '', 'TTUR\'s Inception graph, ' + metrics.GRAPH_FILE +
-                    ' from ' + metrics.GRAPH_URL + ': FIDs on the published protocol (default: '
+flags.DEFINE_string('inception_graph', '', 'TTUR\'s Inception graph, ' + config.GRAPH_FILE +
+                    ' from ' + config.GRAPH_URL + ': FIDs on the published protocol (default: '
                     'none, Keras\' InceptionV3)')
 flags.DEFINE_string('reference_stats', '', 'a TTUR-format statistics file (mu, sigma), e.g. '
                     'fid_stats_cifar10_train.npz, as the real side of the FID; KID and '
@@ -66,7 +64,7 @@ flags.DEFINE_string('out', '', 'also write the results as JSON to this file (def
 flags.DEFINE_integer('seed', 0, 'random seed of the generated latents (default 0)', lower_bound=0)
 flags.DEFINE_integer('batch', 100, 'images per feature-extraction batch (default 100)',
                      lower_bound=1)
-flags.DEFINE_enum('mixed_precision', 'none', devices.PRECISIONS,
+flags.DEFINE_enum('mixed_precision', 'none', config.PRECISIONS,
                   'precision of the feature model, as main.py\'s flag (default none)')
 
 
@@ -77,7 +75,7 @@ class EvalConfig:
     ImageType: str = 'MNIST'
     mnist_path: str = ''
     cifar_path: str = ''
-    TFRecordPath: str = dataset.PLACEHOLDER_RECORDS
+    TFRecordPath: str = records.PLACEHOLDER_RECORDS
     Partition: str = 'all'
     bbox: bool = True
     DisInSize: int = 64
@@ -103,6 +101,7 @@ class EvalConfig:
     @property
     def source(self):
         """The real images compared with."""
+        import dataset
         return dataset.DataSource.of(self)
 
 
@@ -110,6 +109,7 @@ def evaluate_generator(generator, config):
     """Every metric of generator against config's real images (or statistics file), as a dict,
     with the real-vs-real FID of two halves of the reference images as 'fid_floor' when known.
     The real images are read at the generator's size, so that like is compared with like."""
+    import metrics
     source = dataclasses.replace(config.source, size=generator.output_shape[1])
     if generator.output_shape[-1] != source.channels:
         raise UsageError('the generator makes {}-channel images but --ImageType={} has {}: pass '
@@ -161,6 +161,10 @@ def main(_argv):
     for path in (config.out, config.save_stats):
         if path:
             utils.check_output_file(path)
+    # TensorFlow (5 s) loads here, once the flags and the output files are checked
+    import dataset
+    import devices
+    import model
     devices.set_precision(config.mixed_precision)
     generator = model.load_generator(config.model, dataset.channels(config.ImageType),
                                      config.DisInSize, config.noise_dim, config.filters,

@@ -11,6 +11,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import config  # noqa: E402
 import records  # noqa: E402
 import utils  # noqa: E402
 
@@ -88,7 +89,7 @@ flags.DEFINE_boolean('export_only', False, 'export the latest checkpoint\'s gene
                      'generator.keras and exit, without training (default False)')
 flags.DEFINE_boolean('jit', False, 'compile train_step with XLA; drops the last partial batch so '
                      'shapes stay static (default False)')
-flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bf16', 'fp16', 'auto'],
+flags.DEFINE_enum('mixed_precision', 'none', config.PRECISIONS,
                   'Keras mixed-precision policy; fp16 adds loss scaling; auto picks per machine and '
                   'logs why: bf16 on GPUs of compute capability 8.0+ and on CPUs with bf16 '
                   'instructions where a bf16 convolution measures 1.15x fp32 or more, fp16 on 7.x '

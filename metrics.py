@@ -18,13 +18,9 @@ from absl import logging
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
+from config import GRAPH_FILE, GRAPH_URL, INCEPTION_FILE, INCEPTION_URL
 from utils import UsageError
 
-INCEPTION_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
-INCEPTION_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/'
-                 + INCEPTION_FILE)
-GRAPH_FILE = 'classify_image_graph_def.pb'
-GRAPH_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
 # changes whenever the images fed to a feature model change: cached statistics are then redone
 PREPROCESSING_VERSION = 2
 K = 3  # the neighbours of improved precision and recall (Kynkaanniemi et al. 2019)
