@@ -1,5 +1,6 @@
 """tf.distribute on CPU: one train step under MirroredStrategy (two logical devices), and a run of
 main.py as two MultiWorkerMirroredStrategy processes, resumed, equal the same on one device."""
+import contextlib
 import json
 import os
 import re
@@ -60,15 +61,19 @@ def test_mirrored_matches_single_device(steps):
                            rtol=1e-4)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """count distinct free ports: held open together while chosen, so that two never coincide
+    (a port freed and chosen again before the workers bind it is the one race left)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(('127.0.0.1', 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def two_workers(args, cwd):
     """Run main.py args as the two workers of a local MultiWorkerMirrored cluster; their results."""
-    workers = ['localhost:{}'.format(free_port()) for _ in range(2)]
+    workers = ['localhost:{}'.format(port) for port in free_ports(2)]
     procs = []
     for index in range(2):
         config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
