@@ -15,7 +15,7 @@ import convert_tfrecord
 import dataset
 import records
 import utils
-from helpers import error_line, run_script, train_in_process
+from helpers import run_script, train_in_process
 from tools import synthetic
 from utils import UsageError
 

@@ -14,7 +14,7 @@ import model
 import trainer
 import utils
 from plot_logs import plot_logs
-from helpers import StopAt, error_line, run_script, script_env, train_in_process
+from helpers import StopAt, run_script, train_in_process
 from utils import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
