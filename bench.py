@@ -18,9 +18,9 @@ from absl import flags  # noqa: E402
 import convert_tfrecord  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
+import gan  # noqa: E402
 import metrics  # noqa: E402
 import records  # noqa: E402
-import trainer  # noqa: E402
 import utils  # noqa: E402
 from tools import synthetic  # noqa: E402
 
@@ -139,11 +139,11 @@ def time_train(mode, batch, size, steps, warmup, filters=1024):
     devices.set_precision(policy)
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.get_strategy()
-    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16',
+    G, D, G_opt, D_opt = gan.setup_model(3, size, 100, 2e-4, 1000, fp16=policy == 'fp16',
                                              filters=filters)
     images = tf.random.uniform([batch, size, size, 3], -1, 1)
     spec = tf.TensorSpec([batch if jit else None, size, size, 3], tf.float32)
-    step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0, spec, jit)
+    step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0, spec, jit)
     for i in range(warmup):
         step(images, tf.constant(i, tf.int64)).numpy()
     start = time.perf_counter()
@@ -163,12 +163,12 @@ def time_loops(loops, steps, batch=16, size=32, filters=1024):
     step = tf.Variable(0, dtype=tf.int64)
     in_epoch = tf.Variable(0, dtype=tf.int64)
     sums = tf.Variable(tf.zeros([4], tf.float64))
-    G, D, G_opt, D_opt = trainer.setup_model(3, size, 100, 2e-4, 1000, step=step, filters=filters)
+    G, D, G_opt, D_opt = gan.setup_model(3, size, 100, 2e-4, 1000, step=step, filters=filters)
     images = tf.data.Dataset.from_tensors(tf.random.uniform([batch, size, size, 3], -1, 1))
     batches = strategy.experimental_distribute_dataset(images.repeat())
-    train_step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0,
+    train_step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, 100, batch, 0,
                                          batches.element_spec)
-    loop = trainer.make_train_loop(train_step, step, in_epoch, sums)
+    loop = gan.make_train_loop(train_step, step, in_epoch, sums)
     iterator = iter(batches)
     result = {}
     for k in loops:

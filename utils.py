@@ -1,5 +1,5 @@
-"""What several entry points share: errors and the error boundary, safe file writes, losses, the
-LR schedule, sample grids, the CSV loss log.
+"""What several entry points share: errors and the error boundary, safe file writes, sample
+grids, the CSV loss log.
 
 TensorFlow and Keras are imported by the functions that use them, not here: plot_logs.py, and
 main.py's --help and flag errors, then run without loading them (5 s on a 2-core CPU)."""
@@ -217,30 +217,7 @@ def check_writable(folder):
                          'permissions.'.format(folder, e.strerror or e))
 
 
-# ----------------------------------------------------------------------------- losses
-
-@functools.cache
-def cross_entropy():
-    """Per-example BCE on probabilities, as the seed's BinaryCrossentropy (averaged below)."""
-    import keras
-    return keras.losses.BinaryCrossentropy(reduction=None)
-
-
-def discriminator_loss(real_output, fake_output, global_batch_size):
-    """The seed's D loss, BCE(1, D(x)) + BCE(0, D(G(z))), averaged over the global batch."""
-    import tensorflow as tf
-    bce = cross_entropy()
-    per_example = (bce(tf.ones_like(real_output), real_output)
-                   + bce(tf.zeros_like(fake_output), fake_output))
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-
-
-def generator_loss(fake_output, global_batch_size):
-    """The seed's G loss, BCE(1, D(G(z))), averaged over the global batch."""
-    import tensorflow as tf
-    per_example = cross_entropy()(tf.ones_like(fake_output), fake_output)
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-
+# ----------------------------------------------------------------------------- flags
 
 def parse_epochs(text, flag):
     """'10,20,25' -> (10, 20, 25); '' -> (); UsageError unless a rising list of epochs."""
@@ -252,20 +229,6 @@ def parse_epochs(text, flag):
         raise UsageError('{}={} is not a rising list of epochs, e.g. 10,20,25 (the seed\'s), or '
                          'empty for a constant learning rate.'.format(flag, text))
     return epochs
-
-
-def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
-    """The seed's piecewise-constant decay: lr, then /10 after each of decay_epochs (none: lr).
-
-    The optimizer evaluates the schedule at its update count before incrementing it, and
-    PiecewiseConstantDecay keeps a value up to and including its boundary, hence the -1.
-    """
-    import keras
-    if not decay_epochs:  # a decay rate of 1: the same rate at every step
-        return keras.optimizers.schedules.ExponentialDecay(lr, 1, 1.0)
-    boundaries = [steps_per_epoch * e - 1 for e in decay_epochs]
-    values = [lr / 10 ** i for i in range(len(decay_epochs) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
 # ----------------------------------------------------------------------------- images

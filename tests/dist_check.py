@@ -1,4 +1,4 @@
-"""One train_step of trainer.py under tf.distribute strategies on CPU; prints each one's results
+"""One train_step of gan.py under tf.distribute strategies on CPU; prints each one's results
 as one JSON list, in the order asked.
 
 python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single or mirrored)
@@ -19,8 +19,8 @@ import tensorflow as tf  # noqa: E402
 import augment  # noqa: E402
 import devices  # noqa: E402
 import ema  # noqa: E402
+import gan  # noqa: E402
 import model  # noqa: E402
-import trainer  # noqa: E402
 
 BATCH, SIZE, NOISE, FILTERS = 8, 32, 100, 128
 
@@ -46,7 +46,7 @@ def run(variant):
     keras.utils.set_random_seed(0)
     recipe = 'recipe' in options
     with strategy.scope():
-        G, D, G_opt, D_opt = trainer.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
+        G, D, G_opt, D_opt = gan.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
                                                  sync_bn='sync_bn' in options)
         average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9,
                                        7) if recipe else None
@@ -54,7 +54,7 @@ def run(variant):
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
-    step = trainer.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
+    step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
                                    dist.element_spec, augment=augment.POLICIES if recipe else (),
                                    average=average)
     results = [step(batch, tf.constant(0, tf.int64)).numpy().tolist() for batch in dist]

@@ -18,6 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 import dataset
+import gan
 import hooks
 import interrupts
 import metrics
@@ -388,7 +389,7 @@ def test_out_of_memory_names_the_batch(two_epochs, mnist_npz, monkeypatch):
     def oom(*_args):
         raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
     run = trainer.Trainer(small_config(two_epochs, mnist_path=mnist_npz, **RUN))
-    monkeypatch.setattr(trainer, 'make_train_loop', lambda *a: oom)
+    monkeypatch.setattr(gan, 'make_train_loop', lambda *a: oom)
     with pytest.raises(UsageError, match='out of memory at --BATCH_SIZE=8 .*--BATCH_SIZE=4; the '
                        'last good checkpoint, .*ckpt-4, is kept'):
         run.run()

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import augment
 import ema
+import gan
 import model
 import trainer
-import utils
 from helpers import StopAt, assert_same_checkpoints, quick_start_settings, train_in_process
 from utils import UsageError
 
@@ -216,5 +216,5 @@ def test_separate_learning_rates_and_constant_decay(tmp_path):
     run.step.assign(6)
     assert (float(run.G_opt.learning_rate), float(run.D_opt.learning_rate)) == pytest.approx(
         (1e-5, 4e-5))
-    constant = utils.lr_schedule(3e-4, 10, ())
+    constant = gan.lr_schedule(3e-4, 10, ())
     assert float(constant(0)) == float(constant(10 ** 6)) == pytest.approx(3e-4)

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import gan
 import model
 import trainer
 import utils
@@ -98,7 +99,7 @@ def test_tensorboard_scalars_and_images(mnist_run):
 
 def test_lr_schedule_boundaries():
     spe, lr = 7, 2e-4
-    schedule = utils.lr_schedule(lr, spe)
+    schedule = gan.lr_schedule(lr, spe)
     opt = keras.optimizers.Adam(schedule, beta_1=0.5)
     var = keras.Variable(1.0)
     opt.build([var])
