@@ -42,8 +42,10 @@ def shard_problem(path, entry):
         size = os.path.getsize(path)
     except OSError:
         return 'missing'
-    if size != entry.get('bytes', size or -1):
-        return '{} bytes, not the {} the converter wrote'.format(size, entry.get('bytes', 'some'))
+    if 'bytes' not in entry:
+        return None if size else 'empty'
+    if size != entry['bytes']:
+        return '{} bytes, not the {} the converter wrote'.format(size, entry['bytes'])
     return None
 
 

@@ -190,8 +190,8 @@ def saved_run_flags(files, current, shape_flags, defaults):
         logging.warning('%s is missing: the run\'s flags (seed %s) come from its checkpoint',
                         files.flags, saved.get('seed'))
     else:
-        edited = [line for line in flag_differences(saved, written)
-                  if line.split(':')[0] in ('seed',) + tuple(shape_flags)]
+        made = {k: saved[k] for k in ('seed',) + tuple(shape_flags) if k in saved}
+        edited = flag_differences(made, written)
         if edited:
             logging.warning('%s differs from the checkpoint it describes (%s): resuming with the '
                             'checkpoint\'s values', files.flags, '; '.join(edited))
