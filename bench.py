@@ -21,7 +21,7 @@ import devices  # noqa: E402
 import gan  # noqa: E402
 import metrics  # noqa: E402
 import records  # noqa: E402
-import utils  # noqa: E402
+import errors  # noqa: E402
 from tools import synthetic  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -199,7 +199,7 @@ def convert(root, out, **options):
     convert_tfrecord.convert(root, out, 'train', shard_mb=8, progress=False, **options)
 
 
-@utils.entry_point
+@errors.entry_point
 def main(_argv):
     devices.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')

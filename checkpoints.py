@@ -12,7 +12,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from utils import OutputError, UsageError, short_text, writing
+from errors import OutputError, UsageError, short_text
+from files import writing
 
 FLAGS_KEY = 'run_flags/.ATTRIBUTES/VARIABLE_VALUE'
 # where a run writes is not part of what it is: a copied run's checkpoints stay identical

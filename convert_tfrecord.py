@@ -30,8 +30,9 @@ import records  # noqa: E402
 from dataset import read_manifest  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
                      PARTITIONS, record_pattern)
-import utils  # noqa: E402
-from utils import UsageError, check_writable, fail  # noqa: E402
+import errors  # noqa: E402
+from errors import UsageError, fail  # noqa: E402
+from files import check_writable, expand_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
@@ -758,9 +759,9 @@ def verify_shard(path, image_types, image_size=0, bbox=False):
         count += 1
 
 
-@utils.entry_point
+@errors.entry_point
 def main(_argv):
-    source, out = utils.expand_path(FLAGS.DatasetPath), utils.expand_path(FLAGS.TFRecordPath)
+    source, out = expand_path(FLAGS.DatasetPath), expand_path(FLAGS.TFRecordPath)
     try:
         if FLAGS.verify:
             problems = verify(out)

@@ -16,8 +16,9 @@ from absl import logging
 import records
 from records import (CELEBA_TYPES, FOLDER, IMAGE_TYPES, MANIFEST, PARTITIONS,
                      PLACEHOLDER_RECORDS, RECORD_TYPES, record_pattern)
+import errors
 import utils
-from utils import UsageError
+from errors import UsageError
 
 AUTOTUNE = tf.data.AUTOTUNE
 GRAYSCALE_TYPES = ('MNIST', 'digits')
@@ -498,7 +499,7 @@ class DataSource:
         where = self.array_path or self.tfrecord_dir
         problem = ('its records ran out before the count of its manifest: a record file is '
                    'shorter than when it was converted' if isinstance(error, tf.errors.OutOfRangeError)
-                   else utils.short_text(error, 200))
+                   else errors.short_text(error, 200))
         return UsageError('cannot read a training image from {} ({}): run {} --verify '
                           '--TFRecordPath={} and reconvert what it reports.'.format(
                               where, problem, utils.command('convert_tfrecord.py'), where))

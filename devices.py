@@ -7,7 +7,7 @@ import tensorflow as tf
 from absl import logging
 
 from config import POLICIES
-from utils import UsageError
+from errors import UsageError
 
 
 

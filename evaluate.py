@@ -16,8 +16,9 @@ from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import records  # noqa: E402
-import utils  # noqa: E402
-from utils import UsageError  # noqa: E402
+import errors  # noqa: E402
+import files  # noqa: E402
+from errors import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
@@ -151,16 +152,16 @@ def report(result, config):
     return lines
 
 
-@utils.entry_point
+@errors.entry_point
 def main(_argv):
-    config = EvalConfig(**{f.name: utils.expand_path(FLAGS[f.name].value)
+    config = EvalConfig(**{f.name: files.expand_path(FLAGS[f.name].value)
                            if f.name in EvalConfig.PATHS else FLAGS[f.name].value
                            for f in dataclasses.fields(EvalConfig)})
     if not config.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
     for path in (config.out, config.save_stats):
         if path:
-            utils.check_output_file(path)
+            files.check_output_file(path)
     # TensorFlow (5 s) loads here, once the flags and the output files are checked
     import dataset
     import devices
@@ -175,7 +176,7 @@ def main(_argv):
     if config.save_stats:
         print('wrote {} (mu and sigma, TTUR\'s format)'.format(config.save_stats))
     if config.out:
-        with utils.saving('the results', config.out) as tmp, open(tmp, 'w') as f:
+        with files.saving('the results', config.out) as tmp, open(tmp, 'w') as f:
             json.dump(result, f, indent=1)
         print('wrote {}'.format(config.out))
 

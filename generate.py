@@ -12,8 +12,10 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import records  # noqa: E402
+import errors  # noqa: E402
+import files  # noqa: E402
 import utils  # noqa: E402
-from utils import UsageError  # noqa: E402
+from errors import UsageError  # noqa: E402
 
 # the picture formats matplotlib writes that a grid is asked in
 OUTPUT_TYPES = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
@@ -67,7 +69,7 @@ def show_grid(images, rows, cols, path, title, labels=None):
                 va='top', ha='left', bbox=dict(facecolor='black', alpha=0.5, pad=1, linewidth=0))
     fig.text(0.5, 1 - 0.1 / (height + top), '\n'.join(lines), fontsize=11, ha='center',
              va='top')
-    with utils.saving('the picture', path) as tmp:
+    with files.saving('the picture', path) as tmp:
         fig.savefig(tmp, format=os.path.splitext(path)[1][1:].lower().replace('jpg', 'jpeg'))
     plt.close(fig)
 
@@ -167,14 +169,14 @@ class SampleConfig:
     save_latents: bool = False
 
 
-@utils.entry_point
+@errors.entry_point
 def main(_argv):
     config = SampleConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(SampleConfig)})
-    config = dataclasses.replace(config, model=utils.expand_path(config.model),
-                                 out=utils.expand_path(config.out))
+    config = dataclasses.replace(config, model=files.expand_path(config.model),
+                                 out=files.expand_path(config.out))
     if not config.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
-    utils.check_output_file(config.out, OUTPUT_TYPES)
+    files.check_output_file(config.out, OUTPUT_TYPES)
     # TensorFlow (5 s) loads here, after the checks above: a mistake is answered at once
     import dataset
     import model
@@ -189,7 +191,7 @@ def main(_argv):
     print('wrote {}'.format(config.out))
     if config.save_latents:
         path = os.path.splitext(config.out)[0] + '.npy'
-        with utils.saving('the latents', path) as tmp, open(tmp, 'wb') as f:
+        with files.saving('the latents', path) as tmp, open(tmp, 'wb') as f:
             np.save(f, latents)
         print('wrote {}'.format(path))
 

@@ -14,6 +14,9 @@ from tqdm import tqdm
 
 import metrics
 import model
+import csv_log
+import errors
+import files
 import utils
 
 
@@ -73,7 +76,7 @@ class ProgressBar(Hook):
         self.bar.set_postfix(
             img_s='{:.0f}'.format(rate * run.config.BATCH_SIZE) if rate else '?',
             refresh=False, **{name: '{:.3f}'.format(value) for name, value
-                              in zip(utils.CSV_COLUMNS[1:], run.metric_means())})
+                              in zip(csv_log.CSV_COLUMNS[1:], run.metric_means())})
 
     def on_epoch_end(self, run, epoch, means):
         self.on_train_end(run)
@@ -95,15 +98,15 @@ def restart_csv(path, run, kind, columns):
                 logging.warning('%s did not hold the %d rows its checkpoint keeps (a row cut off '
                                 'by a crash or a full disk?): rewritten from the checkpoint',
                                 path, kept.count('\n'))
-    run.history[kind].assign(utils.start_csv(path, int(run.epoch), columns,
+    run.history[kind].assign(csv_log.start_csv(path, int(run.epoch), columns,
                                              None if from_file else kept))
     return from_file
 
 
 def append_row(path, run, kind, epoch, values):
     """Append an epoch's row to a CSV log and to the rows the checkpoint keeps."""
-    row = utils.csv_row(epoch, values)
-    utils.append_csv(path, row)
+    row = csv_log.csv_row(epoch, values)
+    csv_log.append_csv(path, row)
     run.history[kind].assign(run.history[kind] + row)
 
 
@@ -115,7 +118,7 @@ class CsvLogger(Hook):
         self.path = path
 
     def on_train_begin(self, run):
-        restart_csv(self.path, run, 'loss', utils.CSV_COLUMNS)
+        restart_csv(self.path, run, 'loss', csv_log.CSV_COLUMNS)
 
     def on_epoch_end(self, run, epoch, means):
         append_row(self.path, run, 'loss', epoch, means)
@@ -136,14 +139,14 @@ class Events:
     @contextlib.contextmanager
     def at(self, step):
         """Write summaries at step in the body; a failed write becomes an OutputError."""
-        with utils.writing('TensorBoard events', self.folder), self.writer.as_default(step=step):
+        with files.writing('TensorBoard events', self.folder), self.writer.as_default(step=step):
             yield
         self.step = step
 
     def flush(self):
         """Flush the writer, then check that the file holds whole records up to the last step
         written; OutputError otherwise."""
-        with utils.writing('TensorBoard events', self.folder):
+        with files.writing('TensorBoard events', self.folder):
             self.writer.flush()
         if self.step is None:
             return
@@ -151,7 +154,7 @@ class Events:
             mine = glob.glob(os.path.join(self.folder, '*.{}.*'.format(os.getpid())))
             self.path = max(mine, key=os.path.getmtime, default=None)
         last = None
-        with utils.writing('TensorBoard events', self.folder), open(self.path or '', 'rb') as f:
+        with files.writing('TensorBoard events', self.folder), open(self.path or '', 'rb') as f:
             f.seek(self.checked)
             data = f.read()
         offset = 0
@@ -163,7 +166,7 @@ class Events:
             offset += 16 + length
         step = tf.compat.v1.Event.FromString(last).step if last else self.checked_step
         if offset != len(data) or step != self.step:
-            raise utils.OutputError('TensorBoard events', self.folder, OSError(
+            raise errors.OutputError('TensorBoard events', self.folder, OSError(
                 errno.ENOSPC, 'the events file {} lacks what was written up to step {} (it ends '
                 '{}): No space left?'.format(self.path, self.step, 'in a cut record'
                                              if offset != len(data) else 'at step {}'.format(step))))
@@ -220,7 +223,7 @@ class TensorBoardScalars(Hook):
             return  # no multiple of log_every passed in this loop
         now = time.time()
         with self.events.at(step):
-            for name, value in zip(utils.CSV_COLUMNS[1:], run.metric_means()):
+            for name, value in zip(csv_log.CSV_COLUMNS[1:], run.metric_means()):
                 tf.summary.scalar(name, value)
             tf.summary.scalar('learning_rate', run.epoch_lr)
             tf.summary.scalar('images_per_second',
@@ -268,14 +271,14 @@ class Evaluation(Hook):
                 self.extractor, run.source_images, min(c.ref_samples, run.n_images),
                 source.identity(), source.stats_dir(c.stats_dir))
         # the eval CSV's companion: how its numbers were measured
-        utils.write_json(self.files.eval_protocol, dict(
+        files.write_json(self.files.eval_protocol, dict(
             self.extractor.protocol, reference=self.reference.origin,
             num_reference=None if self.reference.features is None
             else len(self.reference.features),
             num_samples=c.eval_samples, latents='seeded by the run\'s seed, the same every '
             'evaluation', generator='the sampled one (averaged with --ema)'))
-        if restart_csv(self.files.eval_csv, run, 'eval', utils.EVAL_COLUMNS):
-            run.best_fid.assign(min(utils.read_csv(self.files.eval_csv, utils.EVAL_COLUMNS)['FID'],
+        if restart_csv(self.files.eval_csv, run, 'eval', csv_log.EVAL_COLUMNS):
+            run.best_fid.assign(min(csv_log.read_csv(self.files.eval_csv, csv_log.EVAL_COLUMNS)['FID'],
                                     default=float('inf')))
 
     def on_epoch_end(self, run, epoch, means):
@@ -289,7 +292,7 @@ class Evaluation(Hook):
         append_row(self.files.eval_csv, run, 'eval', epoch, values)
         if self.events:
             with self.events.at(int(run.step)):
-                for name, value in zip(utils.EVAL_COLUMNS[1:-1], values):
+                for name, value in zip(csv_log.EVAL_COLUMNS[1:-1], values):
                     tf.summary.scalar('eval/' + name, value)
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
                      'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
@@ -297,7 +300,7 @@ class Evaluation(Hook):
         if result['fid'] < float(run.best_fid):
             run.best_fid.assign(result['fid'])
             model.save_network(generator, self.files.best_generator, 'the best generator')
-            utils.write_json(self.files.best_json, dict(result, epoch=epoch), 'best.json')
+            files.write_json(self.files.best_json, dict(result, epoch=epoch), 'best.json')
             logging.info('Best FID so far: saved %s', self.files.best_generator)
 
 

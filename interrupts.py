@@ -1,5 +1,5 @@
 """How signals stop a process: during start-up, while TensorFlow is still being imported (one line
-and status 128 + signal, no traceback; utils.entry_point takes over once main() runs), and during
+and status 128 + signal, no traceback; errors.entry_point takes over once main() runs), and during
 training (the first one saves and stops after the current step). Imports nothing heavy, so that
 entry points can call guard_start_up() first."""
 import os

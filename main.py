@@ -13,7 +13,8 @@ from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import records  # noqa: E402
-import utils  # noqa: E402
+import errors  # noqa: E402
+import files  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
@@ -145,12 +146,12 @@ PATH_FLAGS = ('DatasetPath', 'TFRecordPath', 'LOG_PATH', 'MODEL_PATH', 'PLOT_PAT
 def config_from_flags():
     """The run's Config from the parsed flags (same names), with ~ and $VARS in paths expanded."""
     import trainer
-    return trainer.Config(**{f.name: utils.expand_path(FLAGS[f.name].value)
+    return trainer.Config(**{f.name: files.expand_path(FLAGS[f.name].value)
                              if f.name in PATH_FLAGS else FLAGS[f.name].value
                              for f in dataclasses.fields(trainer.Config)})
 
 
-@utils.entry_point
+@errors.entry_point
 def main(_argv):
     # TensorFlow (5 s) loads here, once the flags are parsed: --help and a mistyped flag answer
     # at once, and Ctrl-C while it loads is the boundary's one-line stop

@@ -19,7 +19,7 @@ from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
 from config import GRAPH_FILE, GRAPH_URL, INCEPTION_FILE, INCEPTION_URL
-from utils import UsageError
+from errors import UsageError
 
 # changes whenever the images fed to a feature model change: cached statistics are then redone
 PREPROCESSING_VERSION = 2

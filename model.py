@@ -22,8 +22,8 @@ from keras.layers import (
 
 import dataset
 from run_files import RunFiles
-import utils
-from utils import UsageError
+import files
+from errors import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
 # the flags that shape the networks: a checkpoint or weights file fits only the same values
@@ -122,7 +122,7 @@ def save_network(net, path, what):
         store.close()
     else:
         saving_lib.save_model(net, buffer)
-    with utils.saving(what, path) as tmp, open(tmp, 'wb') as f:
+    with files.saving(what, path) as tmp, open(tmp, 'wb') as f:
         f.write(buffer.getvalue())
 
 

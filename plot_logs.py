@@ -10,9 +10,12 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import csv_log  # noqa: E402
+import errors  # noqa: E402
+import files  # noqa: E402
 import utils  # noqa: E402
 from run_files import RunFiles  # noqa: E402
-from utils import UsageError  # noqa: E402
+from errors import UsageError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'plot/', 'folder for the PNG plots and GIFs (default plot/, main.py\'s '
@@ -50,7 +53,7 @@ def plot_runs(tables, names, losses_path, probs_path):
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        with utils.saving('a plot', path) as tmp:
+        with files.saving('a plot', path) as tmp:
             fig.savefig(tmp, format='png')
         plt.close(fig)
 
@@ -88,7 +91,7 @@ def plot_eval(tables, names, path):
         ax.grid(alpha=0.3)
     bottom.legend()
     fig.tight_layout()
-    with utils.saving('a plot', path) as tmp:
+    with files.saving('a plot', path) as tmp:
         fig.savefig(tmp, format='png')
     plt.close(fig)
 
@@ -106,7 +109,7 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
         frame.paste(img, (0, 24))
         ImageDraw.Draw(frame).text((6, 4), label, fill='black', font=ImageFont.load_default(16))
         frames.append(frame)
-    with utils.saving('the GIF', path) as tmp:
+    with files.saving('the GIF', path) as tmp:
         frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:], loop=0,
                        duration=int(seconds_per_frame * 1000))
 
@@ -116,7 +119,7 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     if not paths:
         raise UsageError('give one or more loss CSVs, e.g. python plot_logs.py '
                          'logs/MNIST-False-loss.csv')
-    tables = [utils.read_loss_csv(p) for p in paths]
+    tables = [csv_log.read_loss_csv(p) for p in paths]
     runs = [RunFiles.of_loss_csv(p, plot_path) for p in paths]
     for path, table in zip(paths, tables):
         if not len(table['epoch']):
@@ -126,11 +129,11 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     if len(set(names)) < len(names):  # the same SaveName from several runs: tell them apart
         names = [os.path.splitext(p)[0] for p in paths]
     prefix = name or (names[0] if len(paths) == 1 else 'comparison')
-    utils.check_writable(out_dir)
+    files.check_writable(out_dir)
     written = [os.path.join(out_dir, prefix + '-losses.png'),
                os.path.join(out_dir, prefix + '-probabilities.png')]
     plot_runs(tables, names, *written)
-    evaluated = [(utils.read_csv(run.eval_csv, utils.EVAL_COLUMNS), n)
+    evaluated = [(csv_log.read_csv(run.eval_csv, csv_log.EVAL_COLUMNS), n)
                  for run, n, p in zip(runs, names, paths)
                  if p.endswith('-loss.csv') and os.path.isfile(run.eval_csv)]
     evaluated = [(table, n) for table, n in evaluated if len(table['epoch'])]
@@ -150,9 +153,9 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     return written
 
 
-@utils.entry_point(positional=True)
+@errors.entry_point(positional=True)
 def main(argv):
-    expand = utils.expand_path
+    expand = files.expand_path
     for path in plot_logs([expand(a) for a in argv[1:]], expand(FLAGS.out_dir), FLAGS.name,
                           FLAGS.gif, expand(FLAGS.PLOT_PATH), FLAGS.frame_seconds):
         print('wrote {}'.format(path))

@@ -12,7 +12,7 @@ import time
 
 from absl import logging
 
-from utils import UsageError
+from errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,8 +22,10 @@ import interrupts
 from interrupts import StopRequest, Stopped  # noqa: F401 (Stopped: for main.py and tests)
 import model
 import run_files
+import errors
+import files
 import utils
-from utils import UsageError
+from errors import UsageError
 
 SHAPE_FLAGS = model.SHAPE_FLAGS
 
@@ -146,7 +148,7 @@ class Trainer:
             0, 2 ** 31 - 1)) if seed is None else seed
         keras.utils.set_random_seed(self.seed)
         for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
-            utils.check_writable(folder)
+            files.check_writable(folder)
         self.load_data()
         self.build_models()
 
@@ -194,7 +196,7 @@ class Trainer:
                 raise UsageError('the networks\' weights do not fit in memory at --filters={} and '
                                  '--noise_dim={} ({}): use smaller ones (the original\'s: 1024 '
                                  'and 100).'.format(c.filters, c.noise_dim,
-                                                    utils.short_text(e, 100)))
+                                                    errors.short_text(e, 100)))
             self.sampled = ema_lib.SampledGenerator(
                 self.Generator, model.Gen_Net(dataset.channels(c.ImageType), c.noise_dim,
                                               c.DisInSize, filters=c.filters),
@@ -236,7 +238,7 @@ class Trainer:
             self.checkpoint.open([])
         self.latest = latest
         if self.chief:
-            utils.write_json(self.files.flags, self.current, 'the run\'s flags')
+            files.write_json(self.files.flags, self.current, 'the run\'s flags')
 
     # --------------------------------------------------------------- train
     def sampler(self):
@@ -364,7 +366,7 @@ class Trainer:
                 path = self.export()
                 self.call_hooks('on_train_end')
             except BaseException as e:
-                if isinstance(e, utils.OutputError):
+                if isinstance(e, errors.OutputError):
                     e.note = e.note or self.checkpoint.kept()
                 for hook in self.hooks:  # each ends, and a second error does not hide the first
                     with contextlib.suppress(Exception):

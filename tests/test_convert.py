@@ -15,7 +15,7 @@ import convert_tfrecord
 import dataset
 from tools import synthetic
 from helpers import error_line, run_script, start_script
-from utils import UsageError
+from errors import UsageError
 
 
 def read_examples(out, partition):

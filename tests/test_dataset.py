@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import dataset
 from tools import synthetic
-from utils import UsageError
+from errors import UsageError
 
 
 def test_load_mnist_shape_and_range(mnist_npz):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import devices
 from helpers import ROOT, SMALL, script_env, train_in_process
-from utils import UsageError
+from errors import UsageError
 
 
 # one worker runs this file's tests, which share an expensive fixture (pytest.ini: loadgroup)

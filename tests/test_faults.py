@@ -26,10 +26,12 @@ import model
 import plot_logs
 import run_files
 import trainer
-import utils
+import csv_log
+import errors
+import files
 from helpers import (ROOT, SMALL, StopAt, assert_same_checkpoints, csv_text, error_line, run_script, script_env,
                      small_config, start_script, train_in_process)
-from utils import OutputError, UsageError
+from errors import OutputError, UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('faults')
@@ -219,7 +221,7 @@ def test_a_cut_eval_csv_keeps_its_rows_and_the_best_generator(mnist_npz, tmp_pat
     with pytest.raises(trainer.Stopped):
         train_in_process(cut, [CutEvalCsv(), StopAt(5)], mnist_path=mnist_npz, **settings)
     train_in_process(cut, mnist_path=mnist_npz, **settings)
-    rows = [utils.read_csv(os.path.join(f, 'logs', 'MNIST-False-eval.csv'), utils.EVAL_COLUMNS)
+    rows = [csv_log.read_csv(os.path.join(f, 'logs', 'MNIST-False-eval.csv'), csv_log.EVAL_COLUMNS)
             for f in (str(tmp_path / 'whole'), cut)]
     for column in ('epoch', 'FID', 'KID', 'precision', 'recall', 'IS'):
         np.testing.assert_array_equal(rows[0][column], rows[1][column])
@@ -264,10 +266,10 @@ class FailingOpen:
 def test_full_disk_while_writing_a_csv_row_then_resume_is_exact(whole, two_epochs, mnist_npz,
                                                                   monkeypatch):
     # the row is cut halfway; the next run rewrites the CSV from the checkpoint
-    monkeypatch.setattr(utils, 'open', FailingOpen('MNIST-False-loss.csv', 'a'), raising=False)
+    monkeypatch.setattr(csv_log, 'open', FailingOpen('MNIST-False-loss.csv', 'a'), raising=False)
     with pytest.raises(OutputError) as error:
         resume(two_epochs, mnist_npz)
-    assert utils.error_message(error.value).startswith(
+    assert errors.error_message(error.value).startswith(
         'no space left on the device of {} while saving a row of the CSV log; the last good '
         'checkpoint, '.format(os.path.join(two_epochs, 'logs', 'MNIST-False-loss.csv')))
     assert not csv_text(two_epochs).endswith('\n')  # half a row
@@ -285,7 +287,7 @@ def test_failed_weight_or_model_save_keeps_the_previous_file(two_epochs, mnist_n
     monkeypatch.setattr(model, 'open', FailingOpen(name), raising=False)
     with pytest.raises(OutputError) as error:
         resume(two_epochs, mnist_npz)
-    message = utils.error_message(error.value)
+    message = errors.error_message(error.value)
     assert message.startswith('no space left on the device of ' + os.path.join(folder, name))
     # the weights are written before epoch 3's checkpoint, the generator after it
     assert 'the last good checkpoint' in message
@@ -299,7 +301,7 @@ def test_failed_grid_write_keeps_the_files_as_they_were(two_epochs, mnist_npz, m
     os.makedirs(os.path.join(grids, '.tmp-003.png'))  # a folder where the temporary file goes
     with pytest.raises(OutputError) as error:
         resume(two_epochs, mnist_npz)
-    assert utils.error_message(error.value).startswith('a folder is in the way at ' +
+    assert errors.error_message(error.value).startswith('a folder is in the way at ' +
                                                        os.path.join(grids, '003.png'))
     assert sorted(os.listdir(grids)) == ['.tmp-003.png', '001.png', '002.png', 'real.png']
 
@@ -311,7 +313,7 @@ def test_full_disk_for_tensorboard_is_reported(two_epochs, mnist_npz, monkeypatc
                         'flush', full)
     with pytest.raises(OutputError) as error:
         resume(two_epochs, mnist_npz, tensorboard=True)
-    assert utils.error_message(error.value).startswith(
+    assert errors.error_message(error.value).startswith(
         'no space left on the device of ' + os.path.join(two_epochs, 'logs', 'tensorboard',
                                                           'MNIST-False'))
 
@@ -346,7 +348,7 @@ def test_full_disk_for_tensorboard_events_is_never_silent(mnist_npz, tmp_path, m
     with pytest.raises(OutputError) as error:
         train_in_process(tmp_path / 'lossy', mnist_path=mnist_npz, tensorboard=True, log_every=1,
                          **dict(RUN, epochs=4))
-    message = utils.error_message(error.value)
+    message = errors.error_message(error.value)
     assert message.startswith('no space left on the device of ' + str(
         tmp_path / 'lossy' / 'logs' / 'tensorboard' / 'MNIST-False')), message
     assert 'lacks what was written up to step' in str(error.value.cause)
@@ -358,7 +360,7 @@ def test_full_disk_for_tensorboard_events_is_never_silent(mnist_npz, tmp_path, m
             with pytest.raises(OutputError) as error:
                 train_in_process(tmp_path / 'small', mnist_path=mnist_npz, tensorboard=True,
                                  log_every=1, **dict(RUN, epochs=8))
-            message = utils.error_message(error.value)
+            message = errors.error_message(error.value)
             assert message.startswith('no space left on the device of ' + logs), message
             assert 'while saving TensorBoard events; ' in message
 
@@ -456,12 +458,12 @@ def test_wrong_files_for_the_tools(tmp_path):
     with pytest.raises(UsageError, match='is a folder: pass a loss CSV'):
         plot_logs.plot_logs([str(tmp_path)], str(tmp_path))
     with pytest.raises(UsageError, match='x.xyz must end in .png, .jpg'):
-        utils.check_output_file(str(tmp_path / 'x.xyz'), ('.png', '.jpg'))
+        files.check_output_file(str(tmp_path / 'x.xyz'), ('.png', '.jpg'))
     with pytest.raises(UsageError, match='is a folder: give a file name'):
-        utils.check_output_file(str(tmp_path))
+        files.check_output_file(str(tmp_path))
     with pytest.raises(UsageError, match='--model .* is a folder'):
         model.load_generator(str(tmp_path), 1, 32, 100)
-    (tmp_path / 'log.csv').write_text(utils.CSV_HEADER)
+    (tmp_path / 'log.csv').write_text(csv_log.CSV_HEADER)
     with pytest.raises(UsageError, match='cannot load .*log.csv'):
         model.load_generator(str(tmp_path / 'log.csv'), 1, 32, 100)
     cut = tmp_path / 'generator.keras'
@@ -493,12 +495,12 @@ def test_words_that_are_not_flags_are_refused(capsys):
     ran = []
     try:
         with pytest.raises(SystemExit) as stop:
-            utils.entry_point(ran.append)(['main.py', 'epochs=5', 'BATCH_SIZE=8'])
+            errors.entry_point(ran.append)(['main.py', 'epochs=5', 'BATCH_SIZE=8'])
         assert stop.value.code == 1 and not ran
         assert capsys.readouterr().err == ('ERROR: main.py takes only flags, and "epochs=5" is not '
                                            'one: write --epochs=5 (python main.py --helpshort '
                                            'lists them).\n')
-        utils.entry_point(positional=True)(ran.append)(['plot_logs.py', 'a.csv'])
+        errors.entry_point(positional=True)(ran.append)(['plot_logs.py', 'a.csv'])
         assert ran == [['plot_logs.py', 'a.csv']]
     finally:
         for sig, handler in handlers.items():
@@ -536,15 +538,15 @@ def test_advice_names_the_flag_at_fault(two_epochs, mnist_npz, tmp_path, monkeyp
     monkeypatch.setattr(tf.compat.v1.train, 'update_checkpoint_state', read_only)
     with pytest.raises(OutputError) as error:
         resume(two_epochs, mnist_npz)
-    assert utils.error_message(error.value).startswith(
+    assert errors.error_message(error.value).startswith(
         'no permission to write (or a read-only file system) at {} while saving the checkpoint '
         'state file'.format(os.path.join(ckpt_dir(two_epochs), 'checkpoint')))
 
 
 def test_unexpected_errors_are_one_line_with_the_debug_hint():
-    assert utils.error_message(KeyError('x')).startswith('unexpected KeyError')
-    assert 'DCGAN_DEBUG=1' in utils.error_message(OSError(13, 'Permission denied', 'f.txt'))
-    message = utils.error_message(tf.errors.NotFoundError(None, None, '{{function_node x}} gone'))
+    assert errors.error_message(KeyError('x')).startswith('unexpected KeyError')
+    assert 'DCGAN_DEBUG=1' in errors.error_message(OSError(13, 'Permission denied', 'f.txt'))
+    message = errors.error_message(tf.errors.NotFoundError(None, None, '{{function_node x}} gone'))
     assert message.startswith('NotFoundError: gone')
 
 

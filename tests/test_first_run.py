@@ -15,7 +15,7 @@ from PIL import Image
 import model
 from helpers import ROOT, script_env, small_config, train_in_process
 import trainer
-from utils import UsageError
+from errors import UsageError
 
 
 def test_a_folder_of_pictures_given_as_records_names_the_conversion(tmp_path):

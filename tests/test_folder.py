@@ -14,10 +14,10 @@ from PIL import Image
 import convert_tfrecord
 import dataset
 import records
-import utils
+import csv_log
 from helpers import run_script, train_in_process
 from tools import synthetic
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('folder')
@@ -86,7 +86,7 @@ def test_training_on_a_folder_uses_its_name(folder_records, tmp_path, caplog):
     assert run.config.save_name == 'my_images-False' and run.n_images == 10
     assert '2 of the 10 images in {} are smaller than 32 px: they are upscaled'.format(out) \
         in caplog.text
-    table = utils.read_loss_csv(str(tmp_path / 'logs' / 'my_images-False-loss.csv'))
+    table = csv_log.read_loss_csv(str(tmp_path / 'logs' / 'my_images-False-loss.csv'))
     assert list(table['epoch']) == [0]
     with Image.open(tmp_path / 'plot' / 'my_images-False' / '001.png') as img:
         assert img.mode == 'RGB' and img.size == (276, 276)  # 138 px grids enlarged 2x

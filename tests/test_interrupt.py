@@ -24,6 +24,14 @@ def mnist_args(mnist_npz, *extra):
                     '--seed=5'] + EPOCHS + list(extra)
 
 
+def read_if_there(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ''
+
+
 def checkpoint(cwd):
     return tf.train.load_checkpoint(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))
 
@@ -64,8 +72,9 @@ def test_sigkill_then_sigterm_mid_epoch_then_resume_is_exact(reference, mnist_np
     # kill -9 as soon as epoch 1's checkpoint is complete: in epoch 2, before its end; the
     # command continues from the end of epoch 1
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)
-    epoch_1 = os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints', 'ckpt-6.index')
-    interrupt_when(proc, lambda _: os.path.exists(epoch_1), signal.SIGKILL)
+    # (the state file names a checkpoint only once the checkpoint is whole)
+    state = os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints', 'checkpoint')
+    interrupt_when(proc, lambda _: 'ckpt-6"' in read_if_there(state), signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     noise_before = checkpoint(cwd).get_tensor('fixed_noise/.ATTRIBUTES/VARIABLE_VALUE')
     proc = start_script('main.py', mnist_args(mnist_npz), cwd)

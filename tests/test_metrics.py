@@ -12,10 +12,10 @@ import dataset
 import metrics
 import model
 import trainer
-import utils
+import csv_log
 from plot_logs import plot_logs
 from helpers import StopAt, run_script, train_in_process
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('metrics')
@@ -126,8 +126,8 @@ def eval_settings(mnist_npz, feature_model, stats_dir):
 
 
 def eval_rows(folder):
-    table = utils.read_csv(os.path.join(folder, 'logs', 'MNIST-False-eval.csv'),
-                           utils.EVAL_COLUMNS)
+    table = csv_log.read_csv(os.path.join(folder, 'logs', 'MNIST-False-eval.csv'),
+                           csv_log.EVAL_COLUMNS)
     return {k: v for k, v in table.items() if k != 'seconds'}  # all but the timing
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 import devices
 import hooks
 import trainer
-import utils
+import csv_log
 from helpers import small_config, train_in_process
 
 
@@ -20,9 +20,9 @@ def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):
                     seed=4)
     settings.update(mode)
     run = train_in_process(folder, extra_hooks, **settings)
-    table = utils.read_loss_csv(os.path.join(folder, 'logs', 'MNIST-False-loss.csv'))
+    table = csv_log.read_loss_csv(os.path.join(folder, 'logs', 'MNIST-False-loss.csv'))
     assert len(table['epoch']) == epochs
-    assert all(np.all(np.isfinite(table[c])) for c in utils.CSV_COLUMNS[1:])
+    assert all(np.all(np.isfinite(table[c])) for c in csv_log.CSV_COLUMNS[1:])
     with Image.open(os.path.join(folder, 'plot', 'MNIST-False', '{:03d}.png'.format(epochs))) as img:
         assert img.size == (276, 276) and img.mode == 'L'
     return run, tf.train.load_checkpoint(os.path.join(folder, 'models', 'MNIST-False',

@@ -7,7 +7,7 @@ import pytest
 import convert_tfrecord
 import dataset
 from helpers import train_in_process
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('preresized')

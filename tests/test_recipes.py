@@ -14,7 +14,7 @@ import gan
 import model
 import trainer
 from helpers import StopAt, assert_same_checkpoints, quick_start_settings, train_in_process
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('recipes')

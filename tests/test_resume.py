@@ -17,7 +17,7 @@ import run_files
 import trainer
 from helpers import (StopAt, assert_same_checkpoints, csv_text, script_env, small_config,
                      train_in_process)
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('resume')

@@ -7,10 +7,10 @@ from PIL import Image
 
 import generate
 import model
-import utils
+import csv_log
 from helpers import error_line, run_script, train_in_process
 from plot_logs import plot_logs
-from utils import UsageError
+from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('tools')
@@ -50,7 +50,7 @@ def test_plot_logs_single_run_and_gif(trained, tmp_path):
 
 def test_plot_logs_overlays_runs(trained, tmp_path):
     other = tmp_path / 'other-loss.csv'
-    other.write_text(utils.CSV_HEADER + '    0,0.5,0.5,0.7,1.4\n    1,0.6,0.4,0.9,1.2\n')
+    other.write_text(csv_log.CSV_HEADER + '    0,0.5,0.5,0.7,1.4\n    1,0.6,0.4,0.9,1.2\n')
     written = plot_logs([os.path.join(trained, 'logs', 'MNIST-False-loss.csv'), str(other)],
                         str(tmp_path / 'p'))
     assert written[0] == str(tmp_path / 'p' / 'comparison-losses.png')
@@ -59,8 +59,8 @@ def test_plot_logs_overlays_runs(trained, tmp_path):
 
 def test_partial_last_line_is_ignored(tmp_path):
     path = tmp_path / 'run-loss.csv'
-    path.write_text(utils.CSV_HEADER + '    0,0.600000,0.400000,0.900000,1.200000\n    1,0.61')
-    table = utils.read_loss_csv(str(path))
+    path.write_text(csv_log.CSV_HEADER + '    0,0.600000,0.400000,0.900000,1.200000\n    1,0.61')
+    table = csv_log.read_loss_csv(str(path))
     assert list(table['epoch']) == [0] and table['Dis_loss'][0] == 1.2
     assert png(plot_logs([str(path)], str(tmp_path))[0]) == (900, 500)
 
@@ -69,8 +69,8 @@ def test_partial_last_line_is_ignored(tmp_path):
     (None, 'does not exist: pass a loss CSV'),
     ('', 'is empty: it has no header'),
     ('step,loss\n1,2\n', 'has header "step,loss", expected "epoch,Real_P,Fake_P,Gen_loss,Dis_loss"'),
-    (utils.CSV_HEADER, 'has no complete rows yet'),
-    (utils.CSV_HEADER + '    0,0.5,abc,0.7,1.4\n', 'line 2 is not a row of 5 numbers'),
+    (csv_log.CSV_HEADER, 'has no complete rows yet'),
+    (csv_log.CSV_HEADER + '    0,0.5,abc,0.7,1.4\n', 'line 2 is not a row of 5 numbers'),
 ])
 def test_plot_logs_bad_csv(tmp_path, content, message):
     path = tmp_path / 'bad-loss.csv'

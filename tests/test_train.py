@@ -14,9 +14,10 @@ from PIL import Image
 import gan
 import model
 import trainer
+import csv_log
 import utils
 from helpers import ROOT, script_env, small_config, train_in_process
-from utils import UsageError
+from errors import UsageError
 
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
 
@@ -38,7 +39,7 @@ def test_csv_log(mnist_run):
     lines = open(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv')).read().splitlines()
     assert lines[0] == 'epoch,Real_P,Fake_P,Gen_loss,Dis_loss'
     assert len(lines) == 3 and all(ROW.match(l) for l in lines[1:]), lines
-    table = utils.read_loss_csv(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv'))
+    table = csv_log.read_loss_csv(os.path.join(cwd, 'logs', 'MNIST-False-loss.csv'))
     assert list(table['epoch']) == [0, 1]
     assert np.all((table['Real_P'] > 0) & (table['Real_P'] < 1))
     assert np.all((table['Fake_P'] > 0) & (table['Fake_P'] < 1))
@@ -131,7 +132,7 @@ def test_lr_decays_after_epoch_10_of_the_run(tmp_path):
 def test_digits_need_no_download(digits_run):
     folder, run = digits_run
     assert run.config.save_name == 'digits-False' and run.n_images == 1797
-    table = utils.read_loss_csv(os.path.join(folder, 'logs', 'digits-False-loss.csv'))
+    table = csv_log.read_loss_csv(os.path.join(folder, 'logs', 'digits-False-loss.csv'))
     assert list(table['epoch']) == [0] and 0 < table['Real_P'][0] < 1
     with Image.open(os.path.join(folder, 'plot', 'digits-False', '001.png')) as img:
         assert img.mode == 'L' and img.size == (276, 276)

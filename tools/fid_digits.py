@@ -21,6 +21,7 @@ import metrics  # noqa: E402
 import model  # noqa: E402
 import run_files  # noqa: E402
 import trainer  # noqa: E402
+import csv_log  # noqa: E402
 import utils  # noqa: E402
 from tools import digit_features  # noqa: E402
 
@@ -60,7 +61,7 @@ def main(_argv):
                             PLOT_PATH=os.path.join(work, 'plot'))
     trainer.train(config)
     files = run_files.RunFiles.of(config)
-    table = utils.read_csv(files.eval_csv, utils.EVAL_COLUMNS)
+    table = csv_log.read_csv(files.eval_csv, csv_log.EVAL_COLUMNS)
     final = table['FID'][-1]
     share = (final - floor) / (ceiling - floor)
     print('FID per epoch: ' + ', '.join('{:.2f}'.format(v) for v in table['FID']))

@@ -22,6 +22,7 @@ import hooks  # noqa: E402
 import metrics  # noqa: E402
 import run_files  # noqa: E402
 import trainer  # noqa: E402
+import csv_log  # noqa: E402
 import utils  # noqa: E402
 from tools import digit_features  # noqa: E402
 
@@ -108,7 +109,7 @@ def results():
             for seed in map(int, FLAGS.seeds):
                 path = run_files.RunFiles.of(run_config(name, data, seed)).eval_csv
                 if os.path.isfile(path):
-                    fid = utils.read_csv(path, utils.EVAL_COLUMNS)['FID']
+                    fid = csv_log.read_csv(path, csv_log.EVAL_COLUMNS)['FID']
                     if len(fid) == FLAGS.epochs:
                         found.setdefault((data, name), []).append(fid)
     return found

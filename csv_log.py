@@ -1,0 +1,87 @@
+"""The CSV logs of a run: the seed's loss CSV (epoch,Real_P,Fake_P,Gen_loss,Dis_loss) and the eval
+CSV of --eval_every; rows written whole and flushed, read back up to the last complete row."""
+import os
+
+import numpy as np
+
+from errors import UsageError
+from files import saving, writing
+
+CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
+CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
+# the eval CSV of --eval_every (evaluate.py's metrics)
+EVAL_COLUMNS = ('epoch', 'FID', 'KID', 'precision', 'recall', 'IS', 'seconds')
+
+
+def csv_format(width):
+    """The row format of a CSV log of width columns: a 0-based epoch, then values with 6 decimals."""
+    return '{:5d}' + ',{:.6f}' * (width - 1) + '\n'
+
+
+def read_csv(path, columns=CSV_COLUMNS):
+    """Read a CSV log (the loss CSV by default) into {column: np.ndarray}, up to its last complete row."""
+    kind = 'loss' if columns == CSV_COLUMNS else 'eval'
+    if not os.path.isfile(path):
+        raise UsageError('{} {}: pass a {} CSV written by main.py (logs/{{SaveName}}-{}.csv).'.format(
+            path, 'is a folder' if os.path.isdir(path) else 'does not exist', kind, kind))
+    try:
+        with open(path) as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise UsageError('{} is not a text file: pass a {} CSV written by main.py '
+                         '(logs/{{SaveName}}-{}.csv).'.format(path, kind, kind))
+    lines = text.split('\n')
+    header = ','.join(columns)
+    if not lines[0].strip():
+        raise UsageError('{} is empty: it has no header; was the run started?'.format(path))
+    if lines[0].strip() != header:
+        raise UsageError('{} has header "{}", expected "{}": is it a {} CSV from '
+                         'main.py?'.format(path, lines[0].strip(), header, kind))
+    # the last piece has no newline: a row still being written, or '' after a complete file
+    rows = []
+    for number, line in enumerate(lines[1:-1], start=2):
+        fields = line.split(',')
+        try:
+            if len(fields) != len(columns):
+                raise ValueError
+            rows.append([int(fields[0])] + [float(v) for v in fields[1:]])
+        except ValueError:
+            raise UsageError('{} line {} is not a row of {} numbers: "{}"; fix or delete that '
+                             'line.'.format(path, number, len(columns), line))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
+    out = {name: table[:, i] for i, name in enumerate(columns)}
+    out['epoch'] = out['epoch'].astype(np.int64)
+    return out
+
+
+def read_loss_csv(path):
+    """Read a loss CSV into {column: np.ndarray}, up to its last complete row."""
+    return read_csv(path, CSV_COLUMNS)
+
+
+def csv_row(epoch, values):
+    """One epoch's row of a CSV log: the 0-based epoch, then values with 6 decimals."""
+    return csv_format(len(values) + 1).format(epoch, *[float(v) for v in values])
+
+
+def start_csv(path, keep_epochs, columns=CSV_COLUMNS, kept=None):
+    """Write a CSV log's header and the rows of the epochs before keep_epochs: kept, the rows'
+    text as the checkpoint holds it, or (for a checkpoint from before it held them) the rows of
+    those epochs read from the file; returns the rows' text."""
+    if kept is None:
+        kept = ''
+        if keep_epochs > 0 and os.path.isfile(path):
+            table = read_csv(path, columns)
+            kept = ''.join(csv_row(int(row[0]), row[1:]) for row in zip(*table.values())
+                           if row[0] < keep_epochs)
+    with saving('the CSV log', path) as tmp, open(tmp, 'w') as f:
+        f.write(','.join(columns) + '\n' + kept)
+    return kept
+
+
+def append_csv(path, row):
+    """Append one row to a CSV log, flushed to the disk."""
+    with writing('a row of the CSV log', path), open(path, 'a') as f:
+        f.write(row)
+        f.flush()
+        os.fsync(f.fileno())
