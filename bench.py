@@ -13,42 +13,19 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
 
+import config  # noqa: E402
 import convert_tfrecord  # noqa: E402
+import arrays  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
+import errors  # noqa: E402
 import gan  # noqa: E402
 import metrics  # noqa: E402
 import records  # noqa: E402
-import errors  # noqa: E402
 from tools import synthetic  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list('modes', [], 'train_step modes to time, from fp32, bf16, fp16, jit, jit_bf16, '
-                  'jit_fp16; default: all on a GPU, all but fp16 on a CPU (its fp16 kernels are '
-                  'very slow without XLA)')
-flags.DEFINE_integer('batch', 64, 'batch size of the timed steps and pipelines (default 64)')
-flags.DEFINE_integer('size', 64, 'image side, the original\'s DisInSize (default 64)')
-flags.DEFINE_integer('steps', 6, 'timed train steps per mode, after the warm-up (default 6)')
-flags.DEFINE_integer('warmup', 2, 'untimed steps per mode: tracing and XLA compilation (default 2)')
-flags.DEFINE_integer('pipeline_batches', 200, 'timed batches per pipeline: ten times the original\'s '
-                     'prefetch(20), so that a full prefetch buffer hardly counts (default 200)')
-flags.DEFINE_integer('repeats', 2, 'timed runs of each pipeline, interleaved; the best counts '
-                     '(default 2)')
-flags.DEFINE_integer('celeba_images', 600, 'CelebA-layout images to generate when no '
-                     '--bench_celeba is given (default 600)')
-flags.DEFINE_string('bench_celeba', '', 'a CelebA folder to convert and read, for example the real '
-                    'one (default: generate --celeba_images images)')
-flags.DEFINE_string('bench_mnist', '', 'a Keras-layout mnist.npz (default: generate 8,192 digits)')
-flags.DEFINE_list('loops', ['1', '4', '16'], 'steps per loop to time in the dispatch section, at '
-                  'DisInSize 32, batch 16, fp32 (default 1,4,16)')
-flags.DEFINE_integer('loop_steps', 32, 'timed steps per steps-per-loop value (default 32)')
-flags.DEFINE_integer('filters', 1024, 'main.py\'s --filters for the timed train modes and the '
-                     'dispatch section; when not the original 1024, fp32 at 1024 is timed too, for the '
-                     'ratio (default 1024)')
-flags.DEFINE_integer('inception_images', 64, 'images timed through InceptionV3 at 299x299 '
-                     '(default 64)', lower_bound=1)
+config.define_flags(config.BenchConfig, __name__)
 
 MODES = {'fp32': ('none', False), 'bf16': ('bf16', False), 'fp16': ('fp16', False),
          'jit': ('none', True), 'jit_bf16': ('bf16', True), 'jit_fp16': ('fp16', True)}
@@ -101,7 +78,7 @@ def time_batches(batches, count, batch, skip=3):
 
 def seed_mnist_pipeline(path, size, batch):
     """The seed's MNIST input: a sequential map of resize_with_pad, shuffle(300), prefetch(20)."""
-    x = dataset.read_mnist_npz(path)
+    x = arrays.read_mnist_npz(path)
     x = (x.reshape(-1, 28, 28, 1).astype('float32') - 127.5) / 127.5
     ds = tf.data.Dataset.from_tensor_slices(x).repeat()
     ds = ds.map(lambda image: tf.image.resize_with_pad(image, size, size))
@@ -201,29 +178,30 @@ def convert(root, out, **options):
 
 @errors.entry_point
 def main(_argv):
+    settings = config.from_flags(config.BenchConfig)
     devices.configure_tensorflow()
     gpus = tf.config.list_physical_devices('GPU')
     device = tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU') \
         if gpus else 'CPU, {} cores'.format(os.cpu_count())
-    modes = FLAGS.modes or [m for m in MODES if gpus or m != 'fp16']
+    modes = settings.modes or [m for m in MODES if gpus or m != 'fp16']
     work = tempfile.mkdtemp(prefix='dcgan-bench-')
-    mnist = FLAGS.bench_mnist or synthetic.write_mnist(os.path.join(work, 'mnist.npz'), 8192, 16)
-    root = FLAGS.bench_celeba
+    mnist = settings.bench_mnist or synthetic.write_mnist(os.path.join(work, 'mnist.npz'), 8192, 16)
+    root = settings.bench_celeba
     if not root:
         root = os.path.join(work, 'celeba')
-        synthetic.write_celeba(root, n=FLAGS.celeba_images, wild_size=(400, 480),
+        synthetic.write_celeba(root, n=settings.celeba_images, wild_size=(400, 480),
                                align_size=(178, 218), split=(1.0, 0.0), grain=3, wild_quality=90)
     # every image type (the seed's pipeline parses them all); and in-the-wild images alone, as
     # JPEGs and preresized to the face crops the bbox pipelines read, for the record sizes
     full, wild, preresized = [os.path.join(work, d) for d in ('records', 'wild', 'preresized')]
     convert(root, full)
     convert(root, wild, image_types=['img_celeba'])
-    convert(root, preresized, image_types=['img_celeba'], image_size=FLAGS.size)
+    convert(root, preresized, image_types=['img_celeba'], image_size=settings.size)
     record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(records.record_pattern(path, '*')))
                  / 1e6 for name, path in (('full', wild), ('preresized', preresized))}
-    print('device: {}; batch {}, {}x{} images'.format(device, FLAGS.batch, FLAGS.size, FLAGS.size))
+    print('device: {}; batch {}, {}x{} images'.format(device, settings.batch, settings.size, settings.size))
 
-    B, S, n = FLAGS.batch, FLAGS.size, FLAGS.pipeline_batches
+    B, S, n = settings.batch, settings.size, settings.pipeline_batches
     faces = dataset.load_celeba(full, 'train', 'img_celeba', True, S)
     # uint8 as the trainer reads them: brought to float a batch at a time
     small_faces = dataset.load_celeba(preresized, 'train', 'img_celeba', True, S, uint8=True)
@@ -245,7 +223,7 @@ def main(_argv):
         'celeba_bbox': lambda: time_batches(seed_celeba_pipeline(full, S, B), n, B),
     }
     pipeline, reference_pipeline = dict.fromkeys(ours, 0.0), dict.fromkeys(seeds, 0.0)
-    for _ in range(FLAGS.repeats):  # interleaved, best of each: background work only slows a run
+    for _ in range(settings.repeats):  # interleaved, best of each: background work only slows a run
         for rates, runs in ((pipeline, ours), (reference_pipeline, seeds)):
             for name, run in runs.items():
                 rates[name] = max(rates[name], run())
@@ -259,15 +237,15 @@ def main(_argv):
           '({:.1f}x smaller)'.format(counts['faces'], record_mb['full'], record_mb['preresized'], S,
                             record_mb['full'] / record_mb['preresized']))
 
-    F = FLAGS.filters
-    reference, G, D = time_train('fp32', B, S, FLAGS.steps, FLAGS.warmup, F)
+    F = settings.filters
+    reference, G, D = time_train('fp32', B, S, settings.steps, settings.warmup, F)
     flop = step_flops(G, D, B)
     train = {}
     for mode in modes:
         train[mode] = reference if mode == 'fp32' else \
-            time_train(mode, B, S, FLAGS.steps, FLAGS.warmup, F)[0]
-    seed_width = reference if F == 1024 else time_train('fp32', B, S, FLAGS.steps,
-                                                         FLAGS.warmup)[0]
+            time_train(mode, B, S, settings.steps, settings.warmup, F)[0]
+    seed_width = reference if F == 1024 else time_train('fp32', B, S, settings.steps,
+                                                         settings.warmup)[0]
     peak = {'fp32': matmul_peak(tf.float32), 'bf16': matmul_peak(tf.bfloat16),
             'fp16': matmul_peak(tf.float16) if gpus else None}
     print('\n{:<10s} {:>10s} {:>9s} {:>9s} {:>12s}'.format('train mode', 'images/s', 'vs fp32',
@@ -290,7 +268,7 @@ def main(_argv):
           '{}'.format(auto_key, auto_reason, fastest, '' if auto_key == fastest else
                       ': auto is WRONG on this machine'))
 
-    loops = time_loops([int(k) for k in FLAGS.loops], FLAGS.loop_steps, filters=F)
+    loops = time_loops([int(k) for k in settings.loops], settings.loop_steps, filters=F)
     print('\n{:<16s} {:>10s} {:>12s}'.format('steps per loop', 'images/s', 'ms per step'))
     for k, row in loops.items():
         print('{:<16d} {:10.1f} {:12.1f}'.format(k, row['img_s'], row['ms_per_step']))
@@ -298,7 +276,7 @@ def main(_argv):
     host_ms = loops[min(loops)]['ms_per_step'] - loops[most]['ms_per_step']
     print('host time per step saved by {} steps per loop: {:.1f} ms (DisInSize 32, batch 16, '
           'fp32, --filters={})'.format(most, host_ms, F))
-    inception = time_inception(FLAGS.inception_images)
+    inception = time_inception(settings.inception_images)
     print('InceptionV3 features at 299x299: {:.1f} images/s'.format(inception))
     print('\nmodel: {:.1f} GFLOP per step at batch {} ({:.2f} per image: forward+backward); '
           'matmul peak measured here: {}'.format(

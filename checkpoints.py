@@ -75,8 +75,6 @@ class RunCheckpoint:
         self.ckpt = tf.train.Checkpoint(loss_rows=self.history['loss'],
                                         eval_rows=self.history['eval'], best_fid=self.best_fid,
                                         run_flags=self.flags, **objects)
-        # for checkpoints from before they kept the records
-        self.legacy = tf.train.Checkpoint(**objects)
         # every worker restores from the run's folder; the others must save too (collectives),
         # but into a scratch folder of their own (a worker that restored from its empty scratch
         # folder trained from step 0 beside a resumed chief, and failed in a collective)
@@ -107,11 +105,11 @@ class RunCheckpoint:
                 if self.chief:
                     move_damaged(prefix)
                 continue
-            ckpt = self.ckpt if reader.has_tensor(FLAGS_KEY) else self.legacy
             try:
-                ckpt.restore(prefix).assert_existing_objects_matched()
+                self.ckpt.restore(prefix).assert_existing_objects_matched()
             except (ValueError, AssertionError) as e:
-                made = json.loads(reader.get_tensor(FLAGS_KEY)) if ckpt is self.ckpt else {}
+                made = json.loads(reader.get_tensor(FLAGS_KEY)) if reader.has_tensor(FLAGS_KEY) \
+                    else {}
                 changed = ['--{}={} (this run: {})'.format(k, made[k], current[k])
                            for k in sorted(made) if k in current and made[k] != current[k]
                            and k not in OUTPUT_FLAGS + ('epochs', 'resume')]

@@ -21,50 +21,20 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import config  # noqa: E402
 import dataset  # noqa: E402
+import errors  # noqa: E402
 import records  # noqa: E402
 from dataset import read_manifest  # noqa: E402
+from errors import UsageError, fail  # noqa: E402
+from files import check_writable  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
                      PARTITIONS, record_pattern)
-import errors  # noqa: E402
-from errors import UsageError, fail  # noqa: E402
-from files import check_writable, expand_path  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('DatasetPath', 'YourDatasetPath',
-                    'CelebA root: the official layout (Img/, Anno/, Eval/), torchvision\'s one '
-                    'folder, or Kaggle\'s CSV layout; or any folder of pictures (see --layout)')
-flags.DEFINE_enum('layout', 'auto', ['auto', 'folder'],
-                  'auto (default): a CelebA layout when its annotation files are there, else a '
-                  'plain folder of pictures; folder: convert every picture under --DatasetPath '
-                  '(recursively) even if CelebA files are present')
-flags.DEFINE_enum('Partition', 'all', ['train', 'val', 'test', 'all'],
-                  'partition to convert; all = train, val and test, each to its own files')
-flags.DEFINE_string('TFRecordPath', 'TFRecordFilePath', 'folder to write the records and manifest.json to')
-flags.DEFINE_list('ImageTypes', [],
-                  'image types to store, from img_celeba, img_align_celeba, img_align_celeba_png; '
-                  'default (empty): every image folder that is present')
-flags.DEFINE_float('shard_mb', 150, 'target shard size in MB of image bytes (default 150); 0 = one image per shard')
-flags.DEFINE_integer('workers', 0, 'parallel worker processes; 0 (default) = one per CPU core')
-flags.DEFINE_boolean('overwrite', False, 'redo finished shards instead of resuming (default False)')
-flags.DEFINE_enum('image_size', '0', ['0', '32', '64', '128'],
-                  'crop and resize every image for training at this --DisInSize and store it as '
-                  'raw uint8 pixels instead of the encoded file: img_celeba\'s bbox crop (see '
-                  '--bbox), the centre square otherwise, area-averaged as main.py does; no JPEG '
-                  'decoding while training; 0 (default) = store the files as they are')
-flags.DEFINE_boolean('bbox', True, 'with --image_size: store img_celeba cropped by its bounding box '
-                     '(for main.py --bbox, the default), or --nobbox its centre square')
-flags.DEFINE_float('max_megapixels', 64, 'skip, and list, pictures of more megapixels than this '
-                   '(width x height / 10^6; default 64, a 48-megapixel phone photo passes): one of '
-                   '400 took 2 GB to decode in training, and a tiny file can claim a huge image '
-                   '(a decompression bomb)', lower_bound=0.001)
-flags.DEFINE_boolean('verify', False, 're-read every shard of --TFRecordPath, decode every image '
-                     'and check the counts against manifest.json, then exit')
-
+config.define_flags(config.ConvertConfig, __name__)
 
 PARTITION_CODES = {'0': 'train', '1': 'val', '2': 'test'}
 # official and torchvision text files; Kaggle's CSVs share the stems
@@ -761,9 +731,10 @@ def verify_shard(path, image_types, image_size=0, bbox=False):
 
 @errors.entry_point
 def main(_argv):
-    source, out = expand_path(FLAGS.DatasetPath), expand_path(FLAGS.TFRecordPath)
+    settings = config.from_flags(config.ConvertConfig)
+    source, out = settings.DatasetPath, settings.TFRecordPath
     try:
-        if FLAGS.verify:
+        if settings.verify:
             problems = verify(out)
             for problem in problems:
                 print('PROBLEM: ' + problem, file=sys.stderr)
@@ -773,11 +744,11 @@ def main(_argv):
             print('OK: every record parses and every image decodes.')
             return
         start = time.time()
-        workers = FLAGS.workers or os.cpu_count() or 1
-        manifest = convert(source, out, FLAGS.Partition,
-                           FLAGS.ImageTypes, FLAGS.shard_mb, workers, FLAGS.overwrite,
-                           layout=FLAGS.layout, image_size=int(FLAGS.image_size),
-                           bbox=FLAGS.bbox, max_pixels=int(FLAGS.max_megapixels * 10 ** 6))
+        workers = settings.workers or os.cpu_count() or 1
+        manifest = convert(source, out, settings.Partition, list(settings.ImageTypes),
+                           settings.shard_mb, workers, settings.overwrite, layout=settings.layout,
+                           image_size=int(settings.image_size), bbox=settings.bbox,
+                           max_pixels=int(settings.max_megapixels * 10 ** 6))
     except UsageError as e:
         fail(e)
     images = 0

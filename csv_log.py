@@ -64,19 +64,10 @@ def csv_row(epoch, values):
     return csv_format(len(values) + 1).format(epoch, *[float(v) for v in values])
 
 
-def start_csv(path, keep_epochs, columns=CSV_COLUMNS, kept=None):
-    """Write a CSV log's header and the rows of the epochs before keep_epochs: kept, the rows'
-    text as the checkpoint holds it, or (for a checkpoint from before it held them) the rows of
-    those epochs read from the file; returns the rows' text."""
-    if kept is None:
-        kept = ''
-        if keep_epochs > 0 and os.path.isfile(path):
-            table = read_csv(path, columns)
-            kept = ''.join(csv_row(int(row[0]), row[1:]) for row in zip(*table.values())
-                           if row[0] < keep_epochs)
+def start_csv(path, rows, columns=CSV_COLUMNS):
+    """Write a CSV log's header and rows (the text of the rows its checkpoint keeps)."""
     with saving('the CSV log', path) as tmp, open(tmp, 'w') as f:
-        f.write(','.join(columns) + '\n' + kept)
-    return kept
+        f.write(','.join(columns) + '\n' + rows)
 
 
 def append_csv(path, row):

@@ -2,36 +2,27 @@
 pictures): unbatched float32 images in [-1, 1]."""
 import dataclasses
 import glob
-import io
 import json
 import os
-import pickle
-import re
-import tarfile
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-import records
-from records import (CELEBA_TYPES, FOLDER, IMAGE_TYPES, MANIFEST, PARTITIONS,
-                     PLACEHOLDER_RECORDS, RECORD_TYPES, record_pattern)
 import errors
+import records
 import utils
+from arrays import read_cifar10, read_digits, read_mnist_npz
 from errors import UsageError
+from records import (CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, PLACEHOLDER_RECORDS,
+                     RECORD_TYPES, record_pattern)
 
 AUTOTUNE = tf.data.AUTOTUNE
-GRAYSCALE_TYPES = ('MNIST', 'digits')
-CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU
 QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',
                '--BATCH_SIZE=32', '--epochs=30', '--dropout=0', '--lr_decay_epochs=',
                '--ema=0.999', '--lr_D=1e-4', '--steps_per_loop=4')
-
-
-def channels(image_type):
-    """Image channels of an ImageType: 1 for MNIST and digits, 3 for the CelebA types."""
-    return 1 if image_type in GRAYSCALE_TYPES else 3
 
 
 def crops_bbox(image_type, bbox):
@@ -40,44 +31,6 @@ def crops_bbox(image_type, bbox):
 
 
 # ----------------------------------------------------------------------------- MNIST
-
-def keras_download(module, name, fix):
-    """The training images of keras.datasets.{module}, or one error saying how to do without."""
-    import keras
-    try:
-        (train_x, _), _ = getattr(keras.datasets, module).load_data()
-    except Exception as e:  # any network or cache failure
-        raise UsageError('could not download {} ({}): {}, or try --ImageType=digits, which needs '
-                         'no download.'.format(name, type(e).__name__, fix))
-    return train_x
-
-
-def read_mnist_npz(path):
-    """Return the uint8 training digits [N, 28, 28] of an mnist.npz in Keras' layout."""
-    if path is None:
-        return keras_download('mnist', 'MNIST', 'download mnist.npz elsewhere and pass '
-                              '--mnist_path=/path/to/mnist.npz')
-    if not os.path.isfile(path):
-        raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
-                         'mnist.npz, or leave it empty to download MNIST.'.format(path))
-    try:
-        with np.load(path) as data:
-            missing = {'x_train', 'y_train', 'x_test', 'y_test'} - set(data.files)
-            if missing:
-                raise UsageError('{} is not in the mnist.npz layout: it lacks {}; it needs the '
-                                 'arrays x_train, y_train, x_test and y_test.'.format(
-                                     path, ', '.join(sorted(missing))))
-            train_x = data['x_train']
-    except UsageError:
-        raise
-    except Exception as e:
-        raise UsageError('{} is not a readable .npz file ({}): give a Keras-layout '
-                         'mnist.npz.'.format(path, e))
-    if train_x.ndim != 3 or train_x.shape[0] == 0:
-        raise UsageError('{}: x_train has shape {}, expected [N, 28, 28] digits.'.format(
-            path, train_x.shape))
-    return train_x
-
 
 def digits_like_mnist(train_x, size):
     """uint8 digits [N, 28, 28] brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
@@ -94,92 +47,12 @@ def load_mnist(path, size):
     return digits_like_mnist(read_mnist_npz(path), size)
 
 
-def read_digits():
-    """scikit-learn's 1,797 real handwritten digits (UCI, 8x8) as uint8 [N, 28, 28] MNIST-like fields."""
-    from sklearn.datasets import load_digits
-    digits = load_digits().images.astype(np.float32)[..., None] * (255.0 / 16.0)
-    # up-sampled to 20x20 and centred with the 4-pixel margin of MNIST's 28x28 fields
-    digits = tf.image.resize(digits, [20, 20], method='bicubic')
-    digits = tf.pad(digits, [[0, 0], [4, 4], [4, 4], [0, 0]])
-    return np.clip(np.round(digits.numpy()[..., 0]), 0, 255).astype(np.uint8)
-
-
 def load_digits(size):
     """scikit-learn's real digits brought to [size, size, 1] the way MNIST is, in [-1, 1]; no download."""
     return digits_like_mnist(read_digits(), size)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
-
-class CifarBatchUnpickler(pickle.Unpickler):
-    """Reads a batch of CIFAR-10's python version, whose dict of arrays names only the classes
-    below; any other class is refused before it is looked up, so a crafted file cannot run code."""
-    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
-               ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct')}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError('it names {}.{}, which no CIFAR-10 batch holds (a crafted '
-                                         'file? it was not run)'.format(module, name))
-        return super().find_class(module, name)
-
-
-def cifar_batch_rows(tar, member):
-    """The [N, 3072] uint8 rows of one batch file of either official tarball, read as plain data:
-    the binary version's records of a label byte and 3,072 pixel bytes, or the python version's
-    dict through CifarBatchUnpickler."""
-    data = tar.extractfile(member).read()
-    if member.endswith('.bin'):
-        if len(data) % 3073:
-            raise ValueError('{} is {} bytes, not whole records of 3,073'.format(member, len(data)))
-        return np.frombuffer(data, np.uint8).reshape(-1, 3073)[:, 1:]
-    batch = CifarBatchUnpickler(io.BytesIO(data), encoding='bytes').load()
-    rows = batch.get(b'data') if isinstance(batch, dict) else None
-    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 \
-            or rows.shape[1] != 3072:
-        raise ValueError('{} holds no [N, 3072] uint8 data array'.format(member))
-    return rows
-
-
-def read_cifar10(path):
-    """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3]: from the official
-    cifar-10-python.tar.gz or cifar-10-binary.tar.gz, an npz in Keras' layout (no pickled
-    objects), or (path None) Keras' download. Nothing in the file is run."""
-    if path is None:
-        return keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
-                              '--cifar_path=/path/to/cifar-10-python.tar.gz'.format(CIFAR_URL))
-    if not os.path.isfile(path):
-        raise UsageError('--cifar_path {} does not exist: give the official '
-                         'cifar-10-python.tar.gz or an npz with x_train, or leave it empty to '
-                         'download CIFAR-10.'.format(path))
-    try:
-        if path.endswith('.npz'):
-            with np.load(path) as data:
-                if 'x_train' not in data.files:
-                    raise UsageError('{} has no x_train array: it needs Keras\' layout '
-                                     '(x_train, y_train, x_test, y_test).'.format(path))
-                train_x = data['x_train']
-        else:
-            with tarfile.open(path) as tar:
-                batches = sorted(m for m in tar.getnames()
-                                 if re.search(r'/data_batch_\d+(\.bin)?$', m))
-                if not batches:
-                    raise UsageError('{} holds no cifar-10-batches-py/data_batch_* (or '
-                                     'cifar-10-batches-bin/data_batch_*.bin) files: is it the '
-                                     'python or binary version of CIFAR-10 ({})?'.format(
-                                         path, CIFAR_URL))
-                rows = [cifar_batch_rows(tar, m) for m in batches]
-            train_x = np.concatenate(rows).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    except UsageError:
-        raise
-    except Exception as e:
-        raise UsageError('{} could not be read as CIFAR-10 ({}): give the official '
-                         'cifar-10-python.tar.gz or a Keras-layout npz.'.format(path, e))
-    if train_x.ndim != 4 or train_x.shape[1:] != (32, 32, 3) or not len(train_x):
-        raise UsageError('{}: the training images have shape {}, expected [N, 32, 32, 3].'.format(
-            path, train_x.shape))
-    return train_x
-
 
 def load_cifar10(path, size):
     """CIFAR-10's training images at [size, size, 3] in [-1, 1]: area-shrunk or bilinear-enlarged."""
@@ -416,117 +289,176 @@ def file_identity(path):
 @dataclasses.dataclass(frozen=True)
 class DataSource:
     """One source of real images and how they are cut: what training reads, evaluate.py compares
-    with, and the statistics cache is keyed by."""
+    with, and the statistics cache is keyed by. One subclass per kind of data (SOURCES)."""
     image_type: str
     size: int
     partition: str = 'all'
     bbox: bool = True
     tfrecord_dir: str = PLACEHOLDER_RECORDS
     array_path: str = ''  # MNIST's or CIFAR-10's file; empty = Keras' download
-
-    @classmethod
-    def of(cls, flags):
-        """The source named by the data flags of main.py or evaluate.py (a config with the flags'
-        names: ImageType, DisInSize, Partition, bbox, TFRecordPath, mnist_path, cifar_path)."""
-        return cls(flags.ImageType, flags.DisInSize, flags.Partition, flags.bbox,
-                   flags.TFRecordPath, {'MNIST': flags.mnist_path,
-                                        'cifar10': flags.cifar_path}.get(flags.ImageType, ''))
+    channels: ClassVar[int] = 3
 
     @property
     def crop_bbox(self):
-        return crops_bbox(self.image_type, self.bbox)
-
-    @property
-    def channels(self):
-        return channels(self.image_type)
+        """Whether images are cropped by their bounding box (only img_celeba's, with --bbox)."""
+        return False
 
     @property
     def name(self):
-        """The seed's SaveName, e.g. MNIST-False or img_celeba-True; a folder's records give
-        their folder's name (records/my_images -> my_images-False)."""
-        if self.image_type == FOLDER:
-            return '{}-False'.format(os.path.basename(os.path.normpath(self.tfrecord_dir)))
+        """The seed's SaveName, e.g. MNIST-False or img_celeba-True."""
         return '{}-{}'.format(self.image_type, self.crop_bbox)
-
-    def record_files(self):
-        """The record files this source reads (a folder's are all in its train partition)."""
-        return partition_files(self.tfrecord_dir, 'train' if self.image_type == FOLDER
-                               else self.partition)
 
     def load(self, uint8=False):
         """The unbatched images and how many there are; with uint8, records preresized for
         this size come as uint8 (to cache them before to_unit_range)."""
-        if self.image_type == 'MNIST':
-            images = load_mnist(self.array_path or None, self.size)
-        elif self.image_type == 'digits':
-            images = load_digits(self.size)
-        elif self.image_type == 'cifar10':
-            images = load_cifar10(self.array_path, self.size)
-        elif self.image_type not in RECORD_TYPES:
-            raise UsageError('--ImageType={} is not one of {}.'.format(
-                self.image_type, ', '.join(IMAGE_TYPES)))
-        else:
-            return self.load_records(uint8)
-        return images, int(images.cardinality())
-
-    def load_records(self, uint8):
-        """load() of converted CelebA or folder records."""
-        if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
-            raise UsageError('no records given: convert CelebA or a folder of pictures first ({} '
-                             '--DatasetPath=... --TFRecordPath=records/NAME) and pass '
-                             '--TFRecordPath=records/NAME, or start with the quick start, which '
-                             'needs no download: {}'.format(utils.command('convert_tfrecord.py'),
-                                                            utils.command(*QUICK_START)))
-        partition = 'train' if self.image_type == FOLDER else self.partition
-        logging.info('Reading %s %s records from %s', self.image_type, partition,
-                     self.tfrecord_dir)
-        files = self.record_files()
-        check_shards(self.tfrecord_dir, PARTITIONS if partition == 'all' else (partition,))
-        images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
-                             files=files, uint8=uint8)
-        if self.image_type == FOLDER:
-            entry = (read_manifest(self.tfrecord_dir) or {}).get('partitions', {}).get('train', {})
-            smaller = entry.get('smaller_than', {}).get(str(self.size), 0)
-            if smaller:
-                logging.warning('%d of the %d images in %s are smaller than %d px: they are '
-                                'upscaled', smaller, entry['records'], self.tfrecord_dir,
-                                self.size)
-        return images, celeba_size(self.tfrecord_dir, partition)
+        raise NotImplementedError
 
     def read_error(self, error):
         """The UsageError for a training image that cannot be read (a damaged record), or for
         records that ran out before the count of their manifest (OutOfRangeError)."""
-        where = self.array_path or self.tfrecord_dir
         problem = ('its records ran out before the count of its manifest: a record file is '
                    'shorter than when it was converted' if isinstance(error, tf.errors.OutOfRangeError)
                    else errors.short_text(error, 200))
+        where = self.array_path or self.tfrecord_dir
         return UsageError('cannot read a training image from {} ({}): run {} --verify '
                           '--TFRecordPath={} and reconvert what it reports.'.format(
                               where, problem, utils.command('convert_tfrecord.py'), where))
 
     def identity(self):
         """A string naming the images and when their files were made: it changes when they do."""
-        if self.image_type == 'digits':
-            import sklearn
-            data = 'scikit-learn {} digits'.format(sklearn.__version__)
-        elif self.image_type in ('MNIST', 'cifar10'):
-            data = '{} {}'.format(self.image_type, file_identity(self.array_path)
-                                  if self.array_path else 'Keras download')
-        else:
-            data = '{} {} {}'.format(self.image_type, self.partition,
-                                     ', '.join(map(file_identity, self.record_files())))
-        return '{}; bbox {}; {} px'.format(data, self.crop_bbox, self.size)
+        return '{}; bbox {}; {} px'.format(self.data_identity(), self.crop_bbox, self.size)
 
     def stats_dir(self, override=''):
         """Where reference statistics are cached: override, or fid_stats/ beside the records or
         the npz, else ./fid_stats."""
-        if override:
-            return override
-        if self.image_type in RECORD_TYPES:
-            return os.path.join(self.tfrecord_dir, 'fid_stats')
-        if self.array_path:
-            return os.path.join(os.path.dirname(os.path.abspath(self.array_path)), 'fid_stats')
-        return 'fid_stats'
+        raise NotImplementedError
+
+
+class ArraySource(DataSource):
+    """Images held whole in memory (MNIST, digits, CIFAR-10)."""
+
+    def load(self, uint8=False):
+        images = self.images()
+        return images, int(images.cardinality())
+
+    def images(self):
+        """The unbatched float32 images in [-1, 1]."""
+        raise NotImplementedError
+
+    def data_identity(self):
+        return '{} {}'.format(self.image_type, file_identity(self.array_path)
+                              if self.array_path else 'Keras download')
+
+    def stats_dir(self, override=''):
+        if override or not self.array_path:
+            return override or 'fid_stats'
+        return os.path.join(os.path.dirname(os.path.abspath(self.array_path)), 'fid_stats')
+
+
+class Mnist(ArraySource):
+    channels = 1
+
+    def images(self):
+        return load_mnist(self.array_path or None, self.size)
+
+
+class Digits(ArraySource):
+    channels = 1
+
+    def images(self):
+        return load_digits(self.size)
+
+    def data_identity(self):
+        import sklearn
+        return 'scikit-learn {} digits'.format(sklearn.__version__)
+
+
+class Cifar10(ArraySource):
+    def images(self):
+        return load_cifar10(self.array_path, self.size)
+
+
+class RecordSource(DataSource):
+    """Records written by convert_tfrecord.py: CelebA's image types, or any folder of pictures."""
+
+    @property
+    def read_partition(self):
+        """The partition read ('all' = train, val and test)."""
+        return self.partition
+
+    def record_files(self):
+        """The record files this source reads."""
+        return partition_files(self.tfrecord_dir, self.read_partition)
+
+    def load(self, uint8=False):
+        if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
+            raise UsageError('no records given: convert CelebA or a folder of pictures first ({} '
+                             '--DatasetPath=... --TFRecordPath=records/NAME) and pass '
+                             '--TFRecordPath=records/NAME, or start with the quick start, which '
+                             'needs no download: {}'.format(utils.command('convert_tfrecord.py'),
+                                                            utils.command(*QUICK_START)))
+        partition = self.read_partition
+        logging.info('Reading %s %s records from %s', self.image_type, partition,
+                     self.tfrecord_dir)
+        files = self.record_files()
+        check_shards(self.tfrecord_dir, PARTITIONS if partition == 'all' else (partition,))
+        images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
+                             files=files, uint8=uint8)
+        return images, celeba_size(self.tfrecord_dir, partition)
+
+    def data_identity(self):
+        return '{} {} {}'.format(self.image_type, self.partition,
+                                 ', '.join(map(file_identity, self.record_files())))
+
+    def stats_dir(self, override=''):
+        return override or os.path.join(self.tfrecord_dir, 'fid_stats')
+
+
+class Celeba(RecordSource):
+    @property
+    def crop_bbox(self):
+        return crops_bbox(self.image_type, self.bbox)
+
+
+class Folder(RecordSource):
+    """A converted folder of pictures: all in its train partition, named after its folder."""
+
+    @property
+    def read_partition(self):
+        return 'train'
+
+    @property
+    def name(self):
+        """records/my_images -> my_images-False."""
+        return '{}-False'.format(os.path.basename(os.path.normpath(self.tfrecord_dir)))
+
+    def load(self, uint8=False):
+        images, count = super().load(uint8)
+        entry = (read_manifest(self.tfrecord_dir) or {}).get('partitions', {}).get('train', {})
+        smaller = entry.get('smaller_than', {}).get(str(self.size), 0)
+        if smaller:
+            logging.warning('%d of the %d images in %s are smaller than %d px: they are upscaled',
+                            smaller, entry['records'], self.tfrecord_dir, self.size)
+        return images, count
+
+
+# every --ImageType and the class of its source (records.IMAGE_TYPES names them in this order)
+SOURCES = dict({t: Celeba for t in CELEBA_TYPES}, folder=Folder, MNIST=Mnist, digits=Digits,
+               cifar10=Cifar10)
+
+
+def source(image_type, size, **where):
+    """The DataSource of an --ImageType at size px; where: partition, bbox, tfrecord_dir,
+    array_path."""
+    if image_type not in SOURCES:
+        raise UsageError('--ImageType={} is not one of {}.'.format(image_type,
+                                                                   ', '.join(SOURCES)))
+    return SOURCES[image_type](image_type, size, **where)
+
+
+def channels(image_type):
+    """Image channels of an ImageType: 1 for MNIST and digits, 3 for the others."""
+    return SOURCES[image_type].channels
 
 
 def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_batches=0):

@@ -1,5 +1,4 @@
 """Sample a trained generator without the dataset: grids, latent walks and latent arithmetic."""
-import dataclasses
 import os
 import textwrap
 
@@ -9,9 +8,8 @@ interrupts.guard_start_up()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info lines off by default
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
 
-import records  # noqa: E402
+import config  # noqa: E402
 import errors  # noqa: E402
 import files  # noqa: E402
 import utils  # noqa: E402
@@ -20,30 +18,7 @@ from errors import UsageError  # noqa: E402
 # the picture formats matplotlib writes that a grid is asked in
 OUTPUT_TYPES = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('model', '', 'generator.keras written by main.py, or a Generator.weights.h5 '
-                    'file (its shape flags come from the flags.json beside it, or from '
-                    '--ImageType, --DisInSize, --noise_dim and --filters)')
-flags.DEFINE_enum('ImageType', 'MNIST', list(records.IMAGE_TYPES), 'with a .weights.h5 file: '
-                  'MNIST or digits (1 channel), or another type (3 channels) (default MNIST)')
-flags.DEFINE_integer('DisInSize', 64, 'with a .weights.h5 file: image side, 32, 64 or 128 (default 64)')
-flags.DEFINE_integer('noise_dim', 100, 'with a .weights.h5 file: latent size (default 100)')
-flags.DEFINE_integer('filters', 1024, 'with a .weights.h5 file: main.py\'s --filters (default 1024)')
-flags.DEFINE_string('out', 'samples.png', 'output picture, .png (default samples.png), .jpg, .pdf '
-                    'or .svg')
-flags.DEFINE_integer('rows', 4, 'grid rows, 1 to 100; with --interpolate, the number of walks '
-                     '(default 4)', lower_bound=1, upper_bound=100)
-flags.DEFINE_integer('cols', 4, 'grid columns, 1 to 100 (default 4)', lower_bound=1,
-                     upper_bound=100)
-flags.DEFINE_integer('seed', 0, 'random seed of the latents, 0 to 2^32 - 1; the same seed gives '
-                     'the same grid (default 0)', lower_bound=0, upper_bound=2 ** 32 - 1)
-flags.DEFINE_boolean('interpolate', False, 'rows of spherical interpolation between pairs of random '
-                     'latents instead of a grid (default False)')
-flags.DEFINE_integer('steps', 8, 'points per interpolation row, endpoints included, 2 to 100 '
-                     '(default 8)', lower_bound=2, upper_bound=100)
-flags.DEFINE_string('arithmetic', '', 'A-B+C: comma-separated sample indices of the --seed grid per '
-                    'group, e.g. 3,7,12-1,4,9+0,5,6; B may be empty')
-flags.DEFINE_boolean('save_latents', False, 'also write the latents drawn to {out}.npy (default False)')
+config.define_flags(config.SampleConfig, __name__)
 
 
 def show_grid(images, rows, cols, path, title, labels=None):
@@ -151,46 +126,26 @@ def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic='')
         '--arithmetic)'.format(seed), [str(i) for i in range(len(z))]
 
 
-@dataclasses.dataclass(frozen=True)
-class SampleConfig:
-    """What one call of generate.py draws; field names are its flags."""
-    model: str = ''
-    ImageType: str = 'MNIST'
-    DisInSize: int = 64
-    noise_dim: int = 100
-    filters: int = 1024
-    out: str = 'samples.png'
-    rows: int = 4
-    cols: int = 4
-    seed: int = 0
-    interpolate: bool = False
-    steps: int = 8
-    arithmetic: str = ''
-    save_latents: bool = False
-
-
 @errors.entry_point
 def main(_argv):
-    config = SampleConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(SampleConfig)})
-    config = dataclasses.replace(config, model=files.expand_path(config.model),
-                                 out=files.expand_path(config.out))
-    if not config.model:
+    settings = config.from_flags(config.SampleConfig)
+    if not settings.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
-    files.check_output_file(config.out, OUTPUT_TYPES)
+    files.check_output_file(settings.out, OUTPUT_TYPES)
     # TensorFlow (5 s) loads here, after the checks above: a mistake is answered at once
     import dataset
     import model
-    generator = model.load_generator(config.model, dataset.channels(config.ImageType),
-                                     config.DisInSize, config.noise_dim, config.filters,
-                                     given=[f for f in model.SHAPE_FLAGS if FLAGS[f].present])
-    name = os.path.basename(os.path.dirname(os.path.abspath(config.model)))
+    generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
+                                     settings.DisInSize, settings.noise_dim, settings.filters,
+                                     given=config.given(config.SHAPE_FLAGS))
+    name = os.path.basename(os.path.dirname(os.path.abspath(settings.model)))
     images, latents, (rows, cols), title, labels = draw(
-        generator, config.rows, config.cols, config.seed, config.interpolate, config.steps,
-        config.arithmetic)
-    show_grid(images, rows, cols, config.out, '{}: {}'.format(name, title), labels)
-    print('wrote {}'.format(config.out))
-    if config.save_latents:
-        path = os.path.splitext(config.out)[0] + '.npy'
+        generator, settings.rows, settings.cols, settings.seed, settings.interpolate,
+        settings.steps, settings.arithmetic)
+    show_grid(images, rows, cols, settings.out, '{}: {}'.format(name, title), labels)
+    print('wrote {}'.format(settings.out))
+    if settings.save_latents:
+        path = os.path.splitext(settings.out)[0] + '.npy'
         with files.saving('the latents', path) as tmp, open(tmp, 'wb') as f:
             np.save(f, latents)
         print('wrote {}'.format(path))

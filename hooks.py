@@ -23,23 +23,9 @@ import utils
 class Hook:
     """A side effect of training, called by the Trainer; subclasses override what they need.
 
-    What a hook may read of the trainer (`run` below), and nothing else:
-      run.config           the trainer.Config
-      run.files            the run_files.RunFiles naming every path of the run
-      run.step, run.epoch, run.step_in_epoch   global step, epochs done, steps done in this epoch
-                           (tf.Variables; int() them)
-      run.steps_per_epoch  steps in a full epoch
-      run.n_images, run.source_images          how many training images, and those images
-                           (unbatched, float32 in [-1, 1], uncached)
-      run.seed             the run's seed
-      run.NOISE            the 16 fixed latents of the sample grids
-      run.Generator, run.Discriminator         the networks being trained
-      run.sampler()        the generator to sample and evaluate (the averaged one with --ema)
-      run.metric_means()   [Real_P, Fake_P, Gen_loss, Dis_loss] of this epoch so far
-      run.epoch_lr         the generator's learning rate in this epoch
-      run.history          {'loss', 'eval'}: the CSV rows the checkpoint keeps (string tf.Variables)
-      run.best_fid         the lowest FID so far, kept in the checkpoint (a tf.Variable)
-      run.stop             the StopRequest (its .signal is set by Ctrl-C)
+    Each method gets the run's state, `run`: a trainer.RunState, whose fields say what a hook
+    may read (the config and paths in run.config and run.files, the networks, the step
+    variables, run.sampler(), run.metric_means(), ...). A hook's own settings are its arguments.
     """
 
     def on_train_begin(self, run):
@@ -89,18 +75,15 @@ class ProgressBar(Hook):
 
 def restart_csv(path, run, kind, columns):
     """Rewrite a CSV log as the restored checkpoint has it: the rows of the epochs it finished,
-    nothing after; True when they came from the file (a checkpoint from before it kept them)."""
+    nothing after."""
     kept = run.history[kind].numpy().decode()
-    from_file = not kept and int(run.epoch) > 0
     if kept and os.path.isfile(path):
         with open(path, errors='replace') as f:
             if not f.read().startswith(','.join(columns) + '\n' + kept):
                 logging.warning('%s did not hold the %d rows its checkpoint keeps (a row cut off '
                                 'by a crash or a full disk?): rewritten from the checkpoint',
                                 path, kept.count('\n'))
-    run.history[kind].assign(csv_log.start_csv(path, int(run.epoch), columns,
-                                             None if from_file else kept))
-    return from_file
+    csv_log.start_csv(path, kept, columns)
 
 
 def append_row(path, run, kind, epoch, values):
@@ -114,14 +97,11 @@ class CsvLogger(Hook):
     """The seed's loss CSV: one row per finished epoch, rewritten from the checkpoint on resume,
     so that a row cut off by a crash or a full disk is never lost or doubled."""
 
-    def __init__(self, path):
-        self.path = path
-
     def on_train_begin(self, run):
-        restart_csv(self.path, run, 'loss', csv_log.CSV_COLUMNS)
+        restart_csv(run.files.loss_csv, run, 'loss', csv_log.CSV_COLUMNS)
 
     def on_epoch_end(self, run, epoch, means):
-        append_row(self.path, run, 'loss', epoch, means)
+        append_row(run.files.loss_csv, run, 'loss', epoch, means)
 
 
 class Events:
@@ -176,13 +156,12 @@ class Events:
 class SampleGrids(Hook):
     """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard."""
 
-    def __init__(self, files, events=None):
-        self.files = files
+    def __init__(self, events=None):
         self.events = events
 
     def on_epoch_end(self, run, epoch, means):
         grid = utils.generate_and_save_images(run.sampler()(run.NOISE, training=False),
-                                              epoch + 1, self.files)
+                                              epoch + 1, run.files)
         if self.events:
             with self.events.at(int(run.step)):
                 tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
@@ -193,9 +172,6 @@ class RealGrid(Hook):
     """A 4x4 grid of real training images as the networks see them (crop, size, colour), at the
     start of a run, to check the data against."""
 
-    def __init__(self, files):
-        self.files = files
-
     def on_train_begin(self, run):
         try:
             images = next(iter(run.source_images.batch(16))).numpy()
@@ -203,7 +179,7 @@ class RealGrid(Hook):
             raise run.config.source.read_error(e)
         if len(images) < 16:  # fewer images than tiles: repeat them
             images = np.resize(images, (16,) + images.shape[1:])
-        utils.write_png(self.files.real_grid, utils.viewable(utils.make_grid(
+        utils.write_png(run.files.real_grid, utils.viewable(utils.make_grid(
             utils.to_uint8(images), 4, 4)), 'the grid of real images')
 
 
@@ -237,13 +213,13 @@ class TensorBoardScalars(Hook):
 class WeightSaver(Hook):
     """The seed's .weights.h5 files every save_every epochs, and after the last epoch."""
 
-    def __init__(self, files, save_every, epochs):
-        self.files, self.save_every, self.epochs = files, save_every, epochs
+    def __init__(self, save_every):
+        self.save_every = save_every
 
     def on_epoch_end(self, run, epoch, means):
-        if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.epochs:
-            for net, path in ((run.Generator, self.files.generator_weights),
-                              (run.Discriminator, self.files.discriminator_weights)):
+        if (epoch + 1) % self.save_every == 0 or epoch + 1 == run.config.epochs:
+            for net, path in ((run.Generator, run.files.generator_weights),
+                              (run.Discriminator, run.files.discriminator_weights)):
                 model.save_network(net, path, 'the {} weights'.format(net.name))
 
 
@@ -251,15 +227,16 @@ class Evaluation(Hook):
     """FID, KID, precision/recall and IS every `every` epochs: a row of the eval CSV, TensorBoard
     scalars, and best/generator.keras whenever the FID improves.
 
-    reference: a metrics.Reference to compare with; by default the config's feature model on the
-    training images (cached in the statistics folder)."""
+    samples: generated images per evaluation; extractor and reference: a metrics.FeatureExtractor
+    and metrics.Reference to compare with; by default the run's feature model (--feature_model,
+    ...) on its training images (cached in the statistics folder)."""
 
-    def __init__(self, config, files, events=None, reference=None, extractor=None):
-        self.config, self.files, self.events = config, files, events
+    def __init__(self, every, samples, events=None, reference=None, extractor=None):
+        self.every, self.samples, self.events = every, samples, events
         self.extractor, self.reference = extractor, reference
 
     def on_train_begin(self, run):
-        c = self.config
+        c = run.config
         if self.extractor is None:
             self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
                 c.feature_model, c.inception_weights, c.inception_graph))
@@ -271,37 +248,35 @@ class Evaluation(Hook):
                 self.extractor, run.source_images, min(c.ref_samples, run.n_images),
                 source.identity(), source.stats_dir(c.stats_dir))
         # the eval CSV's companion: how its numbers were measured
-        files.write_json(self.files.eval_protocol, dict(
+        files.write_json(run.files.eval_protocol, dict(
             self.extractor.protocol, reference=self.reference.origin,
             num_reference=None if self.reference.features is None
             else len(self.reference.features),
-            num_samples=c.eval_samples, latents='seeded by the run\'s seed, the same every '
+            num_samples=self.samples, latents='seeded by the run\'s seed, the same every '
             'evaluation', generator='the sampled one (averaged with --ema)'))
-        if restart_csv(self.files.eval_csv, run, 'eval', csv_log.EVAL_COLUMNS):
-            run.best_fid.assign(min(csv_log.read_csv(self.files.eval_csv, csv_log.EVAL_COLUMNS)['FID'],
-                                    default=float('inf')))
+        restart_csv(run.files.eval_csv, run, 'eval', csv_log.EVAL_COLUMNS)
 
     def on_epoch_end(self, run, epoch, means):
-        if (epoch + 1) % self.config.eval_every:
+        if (epoch + 1) % self.every:
             return
         generator = run.sampler()
         result = metrics.evaluate(generator, self.extractor, self.reference,
-                                  self.config.eval_samples, seed=run.seed)
+                                  self.samples, seed=run.seed)
         values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
                   result['is_mean'], result['seconds']]
-        append_row(self.files.eval_csv, run, 'eval', epoch, values)
+        append_row(run.files.eval_csv, run, 'eval', epoch, values)
         if self.events:
             with self.events.at(int(run.step)):
                 for name, value in zip(csv_log.EVAL_COLUMNS[1:-1], values):
                     tf.summary.scalar('eval/' + name, value)
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
-                     'samples, %.0f s)', epoch + 1, *values[:5], self.config.eval_samples,
+                     'samples, %.0f s)', epoch + 1, *values[:5], self.samples,
                      result['seconds'])
         if result['fid'] < float(run.best_fid):
             run.best_fid.assign(result['fid'])
-            model.save_network(generator, self.files.best_generator, 'the best generator')
-            files.write_json(self.files.best_json, dict(result, epoch=epoch), 'best.json')
-            logging.info('Best FID so far: saved %s', self.files.best_generator)
+            model.save_network(generator, run.files.best_generator, 'the best generator')
+            files.write_json(run.files.best_json, dict(result, epoch=epoch), 'best.json')
+            logging.info('Best FID so far: saved %s', run.files.best_generator)
 
 
 # a loss above this is no longer training: the seed's losses stay within a few units
@@ -312,8 +287,7 @@ class EpochSummary(Hook):
     """One log line per epoch, and a warning when the losses explode or the discriminator wins
     completely."""
 
-    def __init__(self, files):
-        self.files = files
+    def __init__(self):
         self.start = None
 
     def on_epoch_begin(self, run, epoch):
@@ -331,15 +305,16 @@ class EpochSummary(Hook):
         if means[1] < 0.01 and means[0] > 0.99:
             logging.warning('Epoch %d: the discriminator wins completely (Real_P %.4f, Fake_P '
                             '%.4f): training has probably collapsed; look at the grids in %s',
-                            epoch + 1, means[0], means[1], self.files.plot_dir)
+                            epoch + 1, means[0], means[1], run.files.plot_dir)
 
 
-def default_hooks(config, files):
-    """The seed's side effects and this tool's additions, as config asks, in the seed's order."""
-    events = Events(files.tensorboard) if config.tensorboard else None
-    hooks = [ProgressBar(), CsvLogger(files.loss_csv), RealGrid(files), SampleGrids(files, events)]
+def default_hooks(config, paths):
+    """The seed's side effects and this tool's additions, as config asks, in the seed's order
+    (paths: the run's run_files.RunFiles)."""
+    events = Events(paths.tensorboard) if config.tensorboard else None
+    hooks = [ProgressBar(), CsvLogger(), RealGrid(), SampleGrids(events)]
     if events:
         hooks.append(TensorBoardScalars(events, config.log_every))
     if config.eval_every:
-        hooks.append(Evaluation(config, files, events))
-    return hooks + [WeightSaver(files, config.save_every, config.epochs), EpochSummary(files)]
+        hooks.append(Evaluation(config.eval_every, config.eval_samples, events))
+    return hooks + [WeightSaver(config.save_every), EpochSummary()]

@@ -1,12 +1,10 @@
 """The seed's DCGAN generator and discriminator as Keras 3 functional models, and their loading."""
 import io
-import json
 import math
 import os
 import zipfile
 
 import keras
-from absl import logging
 from keras.layers import (
     Activation,
     BatchNormalization,
@@ -21,13 +19,12 @@ from keras.layers import (
 )
 
 import dataset
-from run_files import RunFiles
 import files
+import run_files
+from config import SHAPE_FLAGS
 from errors import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
-# the flags that shape the networks: a checkpoint or weights file fits only the same values
-SHAPE_FLAGS = ('ImageType', 'DisInSize', 'noise_dim', 'filters')
 
 
 def num_blocks(image_size):
@@ -163,21 +160,9 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
 
 
 def saved_shape(path, given, shape):
-    """(channels, image size, noise_dim, filters) for a .weights.h5 file: the flags in given as
-    shape has them, the others from the run's flags.json beside it (said in the log)."""
-    flags_path = RunFiles.of_model_file(path).flags
-    taken = [k for k in SHAPE_FLAGS if k not in given]
-    if not taken or not os.path.isfile(flags_path):
-        return shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters']
-    try:
-        with open(flags_path) as f:
-            saved = json.load(f)
-        values = {k: saved[k] for k in taken if k in saved}
-    except (ValueError, OSError, TypeError) as e:
-        raise UsageError('{} cannot be read ({}): pass the --ImageType, --DisInSize, --noise_dim '
-                         'and --filters of the run instead.'.format(flags_path, e))
-    logging.info('Shape of %s from %s: %s', path, flags_path, ', '.join(
-        '--{}={}'.format(k, v) for k, v in sorted(values.items())))
+    """(channels, image size, noise_dim, filters) for a .weights.h5 file: the settings in given
+    as shape has them, the others from the flags.json of its run (run_files.saved_shape)."""
+    values = run_files.saved_shape(path, [k for k in SHAPE_FLAGS if k not in given])
     if 'ImageType' in values:
         shape['channels'] = dataset.channels(values.pop('ImageType'))
     shape.update(values)

@@ -8,24 +8,16 @@ import interrupts
 interrupts.guard_start_up()
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
 
+import config  # noqa: E402
 import csv_log  # noqa: E402
 import errors  # noqa: E402
 import files  # noqa: E402
 import utils  # noqa: E402
-from run_files import RunFiles  # noqa: E402
 from errors import UsageError  # noqa: E402
+from run_files import RunFiles  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('out_dir', 'plot/', 'folder for the PNG plots and GIFs (default plot/, main.py\'s '
-                    '--PLOT_PATH, beside the sample-grid folders)')
-flags.DEFINE_string('name', '', 'file-name prefix of the plots; default: the SaveName of a single '
-                    'CSV, "comparison" for several')
-flags.DEFINE_boolean('gif', False, 'also animate {PLOT_PATH}/{SaveName}/*.png into '
-                     '{out_dir}/{SaveName}.gif, one labelled frame per epoch (default False)')
-flags.DEFINE_string('PLOT_PATH', 'plot/', 'folder holding the per-epoch sample grids (default plot/)')
-flags.DEFINE_float('frame_seconds', 0.3, 'GIF frame duration in seconds (default 0.3)')
+config.define_flags(config.PlotConfig, __name__)
 
 
 def plot_runs(tables, names, losses_path, probs_path):
@@ -155,9 +147,9 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
 
 @errors.entry_point(positional=True)
 def main(argv):
-    expand = files.expand_path
-    for path in plot_logs([expand(a) for a in argv[1:]], expand(FLAGS.out_dir), FLAGS.name,
-                          FLAGS.gif, expand(FLAGS.PLOT_PATH), FLAGS.frame_seconds):
+    settings = config.from_flags(config.PlotConfig)
+    for path in plot_logs([files.expand_path(a) for a in argv[1:]], settings.out_dir,
+                          settings.name, settings.gif, settings.PLOT_PATH, settings.frame_seconds):
         print('wrote {}'.format(path))
 
 

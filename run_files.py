@@ -26,7 +26,7 @@ class RunFiles:
 
     @classmethod
     def of(cls, config):
-        """The files of a trainer.Config's run."""
+        """The files of a config.TrainConfig's run."""
         return cls(config.save_name, config.LOG_PATH, config.MODEL_PATH, config.PLOT_PATH)
 
     @classmethod
@@ -155,12 +155,12 @@ def move_aside(paths):
     return moved
 
 
-def read_saved_flags(flags_path):
-    """The flags a previous run saved in flags_path, or None if there is no such file."""
+def read_saved_flags(flags_path, fix='restore it from a copy, or add --noresume to start a new '
+                     'run (the old one is moved aside)'):
+    """The flags a previous run saved in flags_path, or None if there is no such file; a damaged
+    one is a UsageError ending in fix."""
     if not os.path.lexists(flags_path):
         return None
-    fix = ('restore it from a copy, or add --noresume to start a new run (the old one is moved '
-           'aside)')
     try:
         with open(flags_path) as f:
             saved = json.load(f)
@@ -176,11 +176,10 @@ def read_saved_flags(flags_path):
     return saved
 
 
-def saved_run_flags(files, current, shape_flags, defaults):
+def saved_run_flags(files, current, shape_flags):
     """The flags the run of files was made with (its newest checkpoint's copy, which wins over a
     flags.json edited by hand, with a warning; flags.json where there is no checkpoint), or None
-    for a new run; refuses ones that shape other networks. defaults gives the value of a shape
-    flag for runs saved before it existed."""
+    for a new run; refuses ones that shape other networks."""
     import checkpoints  # TensorFlow, which plot_logs.py (a RunFiles user) does without
     written = read_saved_flags(files.flags)
     saved = checkpoints.saved_flags(files.checkpoints)  # what the checkpoint was made with
@@ -197,7 +196,7 @@ def saved_run_flags(files, current, shape_flags, defaults):
                             'checkpoint\'s values', files.flags, '; '.join(edited))
     if saved is None:
         return None
-    made = {k: saved.get(k, defaults[k]) for k in shape_flags}
+    made = {k: saved.get(k) for k in shape_flags}
     wrong = [k for k in shape_flags if made[k] != current.get(k)]
     if wrong:
         raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
@@ -205,6 +204,20 @@ def saved_run_flags(files, current, shape_flags, defaults):
                          'moved aside).'.format(files.model_dir, ', '.join(
                              '--{}={}'.format(k, made[k]) for k in wrong)))
     return saved
+
+
+def saved_shape(model_file, names):
+    """The settings names (of those that shape a generator) from the flags.json of the run that
+    wrote model_file, said in the log; {} when that file is missing or no names are asked."""
+    flags_path = RunFiles.of_model_file(model_file).flags
+    saved = read_saved_flags(flags_path, 'pass the --ImageType, --DisInSize, --noise_dim and '
+                             '--filters of the run instead') if names else None
+    if saved is None:
+        return {}
+    values = {k: saved[k] for k in names if k in saved}
+    logging.info('Shape of %s from %s: %s', model_file, flags_path, ', '.join(
+        '--{}={}'.format(k, v) for k, v in sorted(values.items())))
+    return values
 
 
 def flag_differences(saved, current):

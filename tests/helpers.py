@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import config
 import dataset
 import hooks
 import trainer
@@ -25,15 +26,15 @@ def small_config(folder, **changes):
                     MODEL_PATH=os.path.join(folder, 'models'),
                     PLOT_PATH=os.path.join(folder, 'plot'))
     settings.update(changes)
-    return trainer.Config(**settings)
+    return config.TrainConfig(**settings)
 
 
 def quick_start_settings(**changes):
-    """The trainer.Config fields of the README's quick start (dataset.QUICK_START), with changes."""
+    """The config.TrainConfig fields of the README's quick start (dataset.QUICK_START), with changes."""
     settings = {}
     for arg in dataset.QUICK_START[1:]:
         name, value = arg[2:].split('=', 1)
-        default = getattr(trainer.Config, name)
+        default = getattr(config.TrainConfig, name)
         settings[name] = (type(default) if default is not None else float)(value) if value \
             else value
     settings.update(changes)
@@ -41,10 +42,8 @@ def quick_start_settings(**changes):
 
 
 def train_in_process(folder, extra_hooks=(), **changes):
-    """Run a small training in this process; returns the finished Trainer."""
-    run = trainer.Trainer(small_config(folder, **changes), extra_hooks)
-    run.run()
-    return run
+    """Run a small training in this process; returns its trainer.RunState."""
+    return trainer.train(small_config(folder, **changes), extra_hooks)
 
 
 def csv_text(folder):

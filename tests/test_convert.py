@@ -235,7 +235,7 @@ def test_a_cut_or_empty_shard_is_named_in_training_and_rewritten_by_a_rerun(cele
     open(shards[1], 'wb').close()  # zero bytes
     os.truncate(shards[2], 50)
     os.remove(shards[3])
-    source = dataset.DataSource('img_align_celeba', 32, 'train', tfrecord_dir=out)
+    source = dataset.source('img_align_celeba', 32, partition='train', tfrecord_dir=out)
     with pytest.raises(UsageError, match=re.escape(shards[1]) + r' is 0 bytes, not the \d+ the '
                        r'converter wrote \(1 records\): run the conversion that made it again'):
         source.load()

@@ -390,23 +390,23 @@ def test_damaged_flags_json_is_one_error(two_epochs, mnist_npz, content, message
 def test_out_of_memory_names_the_batch(two_epochs, mnist_npz, monkeypatch):
     def oom(*_args):
         raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
-    run = trainer.Trainer(small_config(two_epochs, mnist_path=mnist_npz, **RUN))
     monkeypatch.setattr(gan, 'make_train_loop', lambda *a: oom)
     with pytest.raises(UsageError, match='out of memory at --BATCH_SIZE=8 .*--BATCH_SIZE=4; the '
                        'last good checkpoint, .*ckpt-4, is kept'):
-        run.run()
+        trainer.train(small_config(two_epochs, mnist_path=mnist_npz, **RUN))
 
 
-def stand_in_run(epochs=5):
+def stand_in_run(epochs=5, plot_path='plot/'):
     """What EpochSummary and WeightSaver read of a run, without training one."""
     return types.SimpleNamespace(config=types.SimpleNamespace(epochs=epochs), epoch_lr=2e-4,
+                                 files=run_files.RunFiles('x', plot_path=plot_path),
                                  Generator=types.SimpleNamespace(name='Generator'),
                                  Discriminator=types.SimpleNamespace(name='Discriminator'))
 
 
 def test_collapse_and_explosion_warnings_and_save_every(tmp_path, caplog, monkeypatch):
-    summary = hooks.EpochSummary(run_files.RunFiles('x', plot_path=str(tmp_path)))
-    run = stand_in_run()
+    summary = hooks.EpochSummary()
+    run = stand_in_run(plot_path=str(tmp_path))
     # --lr=1e6 trained to losses of 1e19 with no word (only NaN was caught)
     for epoch, means in enumerate([[0.8, 0.3, 1.2, 0.9], [0.995, 0.005, 6.0, 0.01],
                                    [0.39, 0.47, 1.06e20, -1.81e20]]):
@@ -422,15 +422,14 @@ def test_collapse_and_explosion_warnings_and_save_every(tmp_path, caplog, monkey
     saved = []
     monkeypatch.setattr(model, 'save_network', lambda net, path, what: saved.append(
         (net.name, os.path.basename(path))))
-    saver = hooks.WeightSaver(run_files.RunFiles('x'), save_every=2, epochs=5)
+    saver = hooks.WeightSaver(save_every=2)
     for epoch in range(5):  # 0-based: epochs 2 and 4 (every 2nd), and 5 (the last)
         saver.on_epoch_end(run, epoch, None)
     assert saved == [('Generator', 'Generator.weights.h5'),
                      ('Discriminator', 'Discriminator.weights.h5')] * 3
     saved.clear()
     for epoch in range(5):
-        hooks.WeightSaver(run_files.RunFiles('x'), save_every=15, epochs=5).on_epoch_end(
-            run, epoch, None)
+        hooks.WeightSaver(save_every=15).on_epoch_end(run, epoch, None)
     assert len(saved) == 2  # the last epoch only
 
 

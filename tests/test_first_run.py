@@ -1,5 +1,6 @@
 """What a newcomer meets first: messages that give the next command, grids to look at, paths with
 ~ and $VARS, and README and docs commands that exist."""
+import dataclasses
 import json
 import logging
 import os
@@ -31,9 +32,8 @@ def test_a_folder_of_pictures_given_as_records_names_the_conversion(tmp_path):
 
 
 def test_capped_steps_per_epoch_is_one_warning(tmp_path, caplog):
-    run = trainer.Trainer(small_config(tmp_path, ImageType='digits', BATCH_SIZE=128,
-                                       steps_per_epoch=40))
-    run.build()
+    run = trainer.build(small_config(tmp_path, ImageType='digits', BATCH_SIZE=128,
+                                     steps_per_epoch=40))
     assert run.steps_per_epoch == 15
     assert '1797 images make 15 batches of --BATCH_SIZE=128: an epoch is 15 steps, not ' \
         '--steps_per_epoch=40' in caplog.text
@@ -66,13 +66,17 @@ ABSL_FLAGS = {'help', 'helpshort', 'helpfull', 'helpxml', 'verbosity', 'v', 'log
 
 
 def defined_flags(script):
-    """The flags a script defines, and those of the entry points it imports (convert_tfrecord's
-    for tools/bench_convert)."""
+    """The flags a script defines (its config class's fields, or its own DEFINE_ calls for the
+    tools), and those of the entry points it imports (convert_tfrecord's for tools/bench_convert)."""
+    import config
     source = open(os.path.join(ROOT, script)).read()
     names = set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
+    for name in re.findall(r'config\.define_flags\(config\.(\w+)', source):
+        names |= {f.name for f in dataclasses.fields(getattr(config, name))}
     for module in re.findall(r'^import (\w+)', source, re.M):
         path = os.path.join(ROOT, module + '.py')
-        if os.path.isfile(path) and 'DEFINE_' in open(path).read():
+        if module != 'config' and os.path.isfile(path) and (
+                'DEFINE_' in open(path).read() or 'config.define_flags(' in open(path).read()):
             names |= defined_flags(module + '.py')
     return names
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 import convert_tfrecord
+import arrays
 import dataset
 import records
 import csv_log
@@ -210,7 +211,7 @@ def write_cifar_tarball(path, n=40):
 def test_cifar10_tarball_reads_and_trains(tmp_path):
     path = str(tmp_path / 'cifar-10-python.tar.gz')
     images = write_cifar_tarball(path)
-    np.testing.assert_array_equal(dataset.read_cifar10(path), images)
+    np.testing.assert_array_equal(arrays.read_cifar10(path), images)
     first = next(iter(dataset.load_cifar10(path, 32))).numpy()
     np.testing.assert_allclose(first, (images[0] - 127.5) / 127.5, atol=1e-6)
     assert next(iter(dataset.load_cifar10(path, 64))).shape == (64, 64, 3)
@@ -220,11 +221,11 @@ def test_cifar10_tarball_reads_and_trains(tmp_path):
     with Image.open(tmp_path / 'plot' / 'cifar10-False' / '001.png') as img:
         assert img.mode == 'RGB'
     np.savez(tmp_path / 'cifar.npz', x_train=images[:7], y_train=np.zeros(7))
-    assert dataset.read_cifar10(str(tmp_path / 'cifar.npz')).shape == (7, 32, 32, 3)
+    assert arrays.read_cifar10(str(tmp_path / 'cifar.npz')).shape == (7, 32, 32, 3)
     with pytest.raises(UsageError, match='holds no cifar-10-batches-py/data_batch'):
         with tarfile.open(tmp_path / 'empty.tar.gz', 'w:gz'):
             pass
-        dataset.read_cifar10(str(tmp_path / 'empty.tar.gz'))
+        arrays.read_cifar10(str(tmp_path / 'empty.tar.gz'))
 
 
 class RunsCode:
@@ -249,7 +250,7 @@ def test_a_cifar_file_that_would_run_code_is_refused_unrun(tmp_path):
             tar.addfile(info, io.BytesIO(data))
         with pytest.raises(UsageError, match='could not be read as CIFAR-10.*posix.system, which '
                                              'no CIFAR-10 batch holds'):
-            dataset.read_cifar10(path)
+            arrays.read_cifar10(path)
         assert not os.path.exists(marker)
 
 
@@ -271,10 +272,10 @@ def test_cifar10_binary_version_reads(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     path = str(tmp_path / 'cifar-10-binary.tar.gz')
     write_cifar_binary(path, images)
-    np.testing.assert_array_equal(dataset.read_cifar10(path), images)
+    np.testing.assert_array_equal(arrays.read_cifar10(path), images)
     write_cifar_binary(path, images, [('data_batch_3.bin', bytes(100))])  # cut short
     with pytest.raises(UsageError, match='data_batch_3.bin is 100 bytes, not whole records'):
-        dataset.read_cifar10(path)
+        arrays.read_cifar10(path)
 
 
 @pytest.mark.slow

@@ -175,7 +175,7 @@ def test_reference_statistics_follow_their_source(mnist_npz, feature_model, tmp_
     from tools import synthetic
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(feature_model))
     npz = synthetic.write_mnist(str(tmp_path / 'mnist.npz'))
-    source = dataset.DataSource('MNIST', 32, array_path=npz)
+    source = dataset.source('MNIST', 32, array_path=npz)
     images, _ = source.load()
     first = metrics.reference_features(extractor, images, 64, source.identity(),
                                        str(tmp_path / 'stats'))

@@ -104,8 +104,7 @@ def test_auto_precision_in_a_run(mnist_npz, tmp_path, caplog, monkeypatch):
     # the run uses what auto_precision chose (here made to choose bf16), and says why
     caplog.set_level(logging.INFO, logger='absl')
     monkeypatch.setattr(devices, 'auto_precision', lambda: ('bf16', 'a bf16 unit, 1.9x fp32'))
-    run = trainer.Trainer(small_config(tmp_path, ImageType='MNIST', mnist_path=mnist_npz,
-                                       mixed_precision='auto'))
-    run.build()
+    run = trainer.build(small_config(tmp_path, ImageType='MNIST', mnist_path=mnist_npz,
+                                     mixed_precision='auto'))
     assert '--mixed_precision=auto chose bf16: a bf16 unit, 1.9x fp32' in caplog.text
     assert run.precision == 'bf16' and run.Generator.layers[2].compute_dtype == 'bfloat16'

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import augment
+import config
 import ema
 import gan
 import model
@@ -206,10 +207,9 @@ def test_bad_policy_or_decay_epochs(tmp_path):
 
 
 def test_separate_learning_rates_and_constant_decay(tmp_path):
-    run = trainer.Trainer(trainer.Config(ImageType='digits', DisInSize=32, filters=128,
-                                         BATCH_SIZE=8, steps_per_epoch=3, lr_G=1e-4, lr_D=4e-4,
-                                         lr_decay_epochs='2', LOG_PATH=str(tmp_path)))
-    run.build()
+    run = trainer.build(config.TrainConfig(ImageType='digits', DisInSize=32, filters=128,
+                                           BATCH_SIZE=8, steps_per_epoch=3, lr_G=1e-4, lr_D=4e-4,
+                                           lr_decay_epochs='2', LOG_PATH=str(tmp_path)))
     run.step.assign(5)  # the last step of epoch 2
     assert (float(run.G_opt.learning_rate), float(run.D_opt.learning_rate)) == pytest.approx(
         (1e-4, 4e-4))

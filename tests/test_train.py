@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import config as config_lib
 import gan
 import model
 import trainer
@@ -117,8 +118,7 @@ def test_lr_schedule_boundaries():
 
 
 def test_lr_decays_after_epoch_10_of_the_run(tmp_path):
-    run = trainer.Trainer(small_config(tmp_path, ImageType='digits', steps_per_epoch=7))
-    run.build()
+    run = trainer.build(small_config(tmp_path, ImageType='digits', steps_per_epoch=7))
     for epochs, value in [(10, 2e-4), (20, 2e-5), (25, 2e-6)]:
         # the last step of epoch `epochs` (1-based) and the first one after it, for G and D
         run.step.assign(7 * epochs - 1)
@@ -229,7 +229,7 @@ def test_cache_with_a_short_epoch_is_refused(tmp_path):
 
 def test_no_flags_says_what_to_do(tmp_path):
     # main.py with no flags at all: the original's CelebA with nothing converted
-    config = trainer.Config(LOG_PATH=str(tmp_path / 'logs'), MODEL_PATH=str(tmp_path / 'models'),
+    config = config_lib.TrainConfig(LOG_PATH=str(tmp_path / 'logs'), MODEL_PATH=str(tmp_path / 'models'),
                             PLOT_PATH=str(tmp_path / 'plot'))
     with pytest.raises(UsageError) as error:
         trainer.train(config)
@@ -263,15 +263,16 @@ def test_helpshort_lists_flags():
 
 @pytest.mark.slow
 def test_every_config_field_is_a_flag_with_the_same_default_and_paths_expand():
-    # one process for both: main.py's flags make trainer.Config's defaults, and path flags
+    # one process for both: main.py's flags make config.TrainConfig's defaults, and path flags
     # expand ~ and $VARS
-    code = ('import dataclasses, main, trainer; from absl import flags; flags.FLAGS(["main.py"]); '
-            'names = {f.name for f in dataclasses.fields(trainer.Config)}; '
+    code = ('import dataclasses, main, config; from absl import flags; flags.FLAGS(["main.py"]); '
+            'names = {f.name for f in dataclasses.fields(config.TrainConfig)}; '
             'defined = {f.name for f in flags.FLAGS.get_flags_for_module("main")}; '
-            'print(sorted(names ^ defined), main.config_from_flags() == trainer.Config()); '
+            'print(sorted(names ^ defined), '
+            'config.from_flags(config.TrainConfig) == config.TrainConfig()); '
             'flags.FLAGS.unparse_flags(); '
             'flags.FLAGS(["main.py", "--LOG_PATH=~/logs", "--mnist_path=$DCGAN_DATA/m.npz"]); '
-            'c = main.config_from_flags(); print(c.LOG_PATH, c.mnist_path)')
+            'c = config.from_flags(config.TrainConfig); print(c.LOG_PATH, c.mnist_path)')
     env = dict(script_env(), HOME='/home/someone', DCGAN_DATA='/data/digits')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             env=env, cwd=ROOT, timeout=120)

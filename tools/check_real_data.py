@@ -15,7 +15,7 @@ from absl import flags
 from PIL import Image
 from sklearn.datasets import load_digits
 
-import dataset
+import arrays
 from tools import synthetic
 
 FLAGS = flags.FLAGS
@@ -31,7 +31,7 @@ PHOTOS = {'astronaut': (140, 20, 140, 170), 'chelsea': (100, 40, 180, 180),
 
 def write_digits_npz(path):
     """scikit-learn's real handwritten digits, as --ImageType=digits reads them, in Keras' mnist.npz layout."""
-    x = dataset.read_digits()
+    x = arrays.read_digits()
     y = load_digits().target.astype(np.uint8)
     np.savez(path, x_train=x[:1500], y_train=y[:1500], x_test=x[1500:], y_test=y[1500:])
 

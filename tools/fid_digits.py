@@ -16,6 +16,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import config as config_lib  # noqa: E402
 import devices  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
@@ -52,7 +53,7 @@ def main(_argv):
     print('real-vs-real FID (floor) {:.3f}, untrained generator FID (ceiling) {:.3f}'.format(
         floor, ceiling))
 
-    config = trainer.Config(ImageType='digits', DisInSize=digit_features.SIZE, filters=FLAGS.filters,
+    config = config_lib.TrainConfig(ImageType='digits', DisInSize=digit_features.SIZE, filters=FLAGS.filters,
                             BATCH_SIZE=32, epochs=FLAGS.epochs, seed=FLAGS.seed, eval_every=1,
                             eval_samples=len(images), feature_model=classifier,
                             stats_dir=os.path.join(work, 'fid_stats'), resume=False,

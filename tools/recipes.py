@@ -6,7 +6,6 @@ Run from the repository root: python -m tools.recipes (about 2.5 hours on 2 CPU 
 already finished in --work_dir are read, not trained again, so it can be stopped and rerun, and
 two processes with different --seeds share the work). --report only reads what is there.
 """
-import dataclasses
 import json
 import os
 
@@ -16,6 +15,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+import config  # noqa: E402
+import arrays  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
 import hooks  # noqa: E402
@@ -64,7 +65,7 @@ flags.DEFINE_list('pytorch_samples', [], 'npz files of tools/pytorch_dcgan.py, n
 
 def subset_npz(path):
     """A Keras-layout mnist.npz of 300 of the real digits (a seeded draw), each 6 times."""
-    digits = dataset.read_digits()
+    digits = arrays.read_digits()
     chosen = np.random.default_rng(0).permutation(len(digits))[:SUBSET]
     np.savez(path, x_train=np.tile(digits[chosen], (REPEATS, 1, 1)), y_train=np.zeros(
         SUBSET * REPEATS, np.uint8), x_test=digits[:1], y_test=np.zeros(1, np.uint8))
@@ -85,7 +86,7 @@ def run_config(name, data, seed):
     else:
         settings.update(ImageType='MNIST', mnist_path=os.path.join(FLAGS.work_dir, 'subset300.npz'))
     settings.update(RECIPES[name])
-    return trainer.Config(**settings)
+    return config.TrainConfig(**settings)
 
 
 def train_all(extractor, reference):
@@ -95,9 +96,8 @@ def train_all(extractor, reference):
             for seed in map(int, FLAGS.seeds):
                 config = run_config(name, data, seed)
                 logging.info('recipe %s on %s, seed %d', name, data, seed)
-                evaluation = hooks.Evaluation(
-                    dataclasses.replace(config, eval_every=1, eval_samples=len(reference.features)),
-                    run_files.RunFiles.of(config), reference=reference, extractor=extractor)
+                evaluation = hooks.Evaluation(1, len(reference.features), reference=reference,
+                                              extractor=extractor)
                 trainer.train(config, [evaluation])
 
 
