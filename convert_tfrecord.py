@@ -4,7 +4,6 @@ import contextlib
 import gc
 import glob
 import io
-import json
 import multiprocessing
 import os
 import signal
@@ -30,7 +29,7 @@ import errors  # noqa: E402
 import records  # noqa: E402
 from dataset import read_manifest  # noqa: E402
 from errors import UsageError, fail  # noqa: E402
-from files import check_writable  # noqa: E402
+from files import check_writable, saving, write_json  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
                      PARTITIONS, record_pattern)
 
@@ -400,13 +399,12 @@ def encode_item(item, image_dirs, image_types, image_size=0, bbox=True,
 
 def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True,
                 max_pixels=DEFAULT_MAX_PIXELS):
-    """Write one shard under a temporary name and rename it when complete; returns its manifest
-    entry: records, its size in bytes, skipped images with kinds and reasons, how many were
-    turned upright, and how many images are smaller than each training size."""
-    tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')
+    """Write one shard, completely or not at all (files.saving); returns its manifest entry:
+    records, its size in bytes, skipped images with kinds and reasons, how many were turned
+    upright, and how many images are smaller than each training size."""
     entry = {'records': 0, 'skipped': [], 'rotated': 0,
              'smaller_than': dict.fromkeys(TRAINING_SIZES, 0)}
-    with tf.io.TFRecordWriter(tmp) as writer:
+    with saving('a shard of records', path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for item in items:
             try:
                 record, side, rotated = encode_item(item, image_dirs, image_types, image_size,
@@ -420,7 +418,6 @@ def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True,
             entry['rotated'] += rotated
             for size in TRAINING_SIZES:
                 entry['smaller_than'][size] += side < int(size)
-    os.replace(tmp, path)
     entry['bytes'] = os.path.getsize(path)
     return entry
 
@@ -507,11 +504,8 @@ def load_plan(dataset_path, partition, image_types, layout='auto'):
 
 
 def write_manifest(out_dir, manifest):
-    """Atomically write manifest.json."""
-    tmp = os.path.join(out_dir, '.' + MANIFEST + '.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+    """Write manifest.json, completely or not at all."""
+    write_json(os.path.join(out_dir, MANIFEST), manifest, 'the manifest')
 
 
 def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrite, layout='auto',
@@ -519,7 +513,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
     layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
-    for leftover in glob.glob(os.path.join(out_dir, '.CelebA_*.tmp')):
+    for leftover in glob.glob(os.path.join(out_dir, '.tmp-CelebA_*')):
         os.remove(leftover)  # a shard an interrupted run did not finish
     manifest = read_manifest(out_dir) or {'partitions': {}}
     settings = {'source': os.path.abspath(dataset_path), 'layout': layout.name,

@@ -26,6 +26,9 @@ class OutputError(Exception):
         super().__init__('{} {}: {}'.format(what, path, cause))
         self.what, self.path, self.cause, self.note = what, path, cause, ''
 
+    def __reduce__(self):  # a converter worker's error reaches the main process whole
+        return OutputError, (self.what, self.path, self.cause)
+
     def describe(self):
         """The one-line message: the cause in words, the path, what was kept, the next step."""
         number = getattr(self.cause, 'errno', None)

@@ -18,6 +18,7 @@ from absl import logging
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
+import files
 from config import GRAPH_FILE, GRAPH_URL, INCEPTION_FILE, INCEPTION_URL
 from errors import UsageError
 
@@ -284,17 +285,15 @@ class Reference:
         self.mu, self.sigma, self.radii = mu, sigma, radii
 
     def save(self, path, key):
-        """Write to path atomically, tagged with key."""
-        tmp = path + '.tmp.npz'
-        np.savez(tmp, features=self.features, mu=self.mu, sigma=self.sigma, radii=self.radii,
-                 key=key)
-        os.replace(tmp, path)
+        """Write to path, completely or not at all, tagged with key."""
+        with files.saving('the reference statistics', path) as tmp:
+            np.savez(tmp, features=self.features, mu=self.mu, sigma=self.sigma, radii=self.radii,
+                     key=key)
 
     def save_stats(self, path):
-        """Write mu and sigma in TTUR's format (fid_stats_*.npz), atomically."""
-        tmp = path + '.tmp.npz'
-        np.savez(tmp, mu=self.mu, sigma=self.sigma)
-        os.replace(tmp, path)
+        """Write mu and sigma in TTUR's format (fid_stats_*.npz), completely or not at all."""
+        with files.saving('the statistics file', path) as tmp:
+            np.savez(tmp, mu=self.mu, sigma=self.sigma)
 
 
 def load_stats(path):

@@ -151,7 +151,7 @@ def test_resume_after_interruption_between_shards(celeba_root, tmp_path, monkeyp
     def interrupted(index):
         path = convert_tfrecord.TASKS[index][0]
         if len(calls) == 4:  # a fifth shard is being written when Ctrl-C arrives
-            with open(os.path.join(out, '.' + os.path.basename(path) + '.tmp'), 'wb') as f:
+            with open(os.path.join(out, '.tmp-' + os.path.basename(path)), 'wb') as f:
                 f.write(b'half a shard')
             raise KeyboardInterrupt
         calls.append(path)
@@ -165,7 +165,7 @@ def test_resume_after_interruption_between_shards(celeba_root, tmp_path, monkeyp
     monkeypatch.setattr(convert_tfrecord, 'write_shard_task', real)
     m = convert_tfrecord.convert(celeba_root[0], out, 'all', shard_mb=0.005, progress=False)
     assert {p: os.path.getmtime(p) for p in calls} == kept  # finished shards were not redone
-    assert not glob.glob(os.path.join(out, '.*.tmp'))
+    assert not glob.glob(os.path.join(out, '.tmp-*'))
     for part in dataset.PARTITIONS:
         assert m['partitions'][part]['records'] == full['partitions'][part]['records']
         assert m['partitions'][part]['complete']
