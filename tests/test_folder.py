@@ -288,10 +288,12 @@ def test_folder_cli_in_parallel_names_skips_and_matches_one_process(pictures, fo
     assert 'folder layout' in result.stderr
     assert 'train:      10 records' in result.stdout and 'skipped dogs/notes.jpg' in result.stdout
     assert '(2 undecodable)' in result.stdout
-    # two worker processes write the very records of one (folder_records)
-    parallel = [e.SerializeToString() for e in records_of(str(tmp_path / 'rec'))]
+    # two worker processes write the very records of one (folder_records): the same Examples,
+    # byte for byte with their features in one order (a process may write a map in another)
+    parallel = [e.SerializeToString(deterministic=True) for e in records_of(str(tmp_path / 'rec'))]
     assert len(parallel) == 10
-    assert parallel == [e.SerializeToString() for e in records_of(folder_records[0])]
+    assert parallel == [e.SerializeToString(deterministic=True)
+                        for e in records_of(folder_records[0])]
     with pytest.raises(UsageError, match='--DatasetPath .*manifest.json is a file: point it at '
                                          'the folder'):
         convert_tfrecord.convert(str(tmp_path / 'rec' / 'manifest.json'), 'x', 'all')
