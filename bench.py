@@ -14,9 +14,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 
+import arrays  # noqa: E402
 import config  # noqa: E402
 import convert_tfrecord  # noqa: E402
-import arrays  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
 import errors  # noqa: E402

@@ -25,11 +25,11 @@ from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
 import dataset  # noqa: E402
-import errors  # noqa: E402
-import records  # noqa: E402
 from dataset import read_manifest  # noqa: E402
+import errors  # noqa: E402
 from errors import UsageError, fail  # noqa: E402
 from files import check_writable, saving, write_json  # noqa: E402
+import records  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
                      PARTITIONS, record_pattern)
 

@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-import errors
-import records
-import utils
 from arrays import read_cifar10, read_digits, read_mnist_npz
+import errors
 from errors import UsageError
+import records
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, PLACEHOLDER_RECORDS,
                      RECORD_TYPES, record_pattern)
+import utils
 
 AUTOTUNE = tf.data.AUTOTUNE
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU

@@ -15,8 +15,8 @@ from absl import app  # noqa: E402
 
 import config  # noqa: E402
 import errors  # noqa: E402
-import files  # noqa: E402
 from errors import UsageError  # noqa: E402
+import files  # noqa: E402
 
 config.define_flags(config.EvalConfig, __name__)
 

@@ -11,9 +11,9 @@ from absl import app  # noqa: E402
 
 import config  # noqa: E402
 import errors  # noqa: E402
+from errors import UsageError  # noqa: E402
 import files  # noqa: E402
 import utils  # noqa: E402
-from errors import UsageError  # noqa: E402
 
 # the picture formats matplotlib writes that a grid is asked in
 OUTPUT_TYPES = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')

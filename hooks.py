@@ -12,11 +12,11 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
-import metrics
-import model
 import csv_log
 import errors
 import files
+import metrics
+import model
 import utils
 
 

@@ -18,9 +18,9 @@ from absl import logging
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
-import files
 from config import GRAPH_FILE, GRAPH_URL, INCEPTION_FILE, INCEPTION_URL
 from errors import UsageError
+import files
 
 # changes whenever the images fed to a feature model change: cached statistics are then redone
 PREPROCESSING_VERSION = 2

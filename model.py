@@ -18,11 +18,11 @@ from keras.layers import (
     Reshape,
 )
 
+from config import SHAPE_FLAGS
 import dataset
+from errors import UsageError
 import files
 import run_files
-from config import SHAPE_FLAGS
-from errors import UsageError
 
 SUPPORTED_SIZES = (32, 64, 128)
 

@@ -12,10 +12,10 @@ from absl import app  # noqa: E402
 import config  # noqa: E402
 import csv_log  # noqa: E402
 import errors  # noqa: E402
-import files  # noqa: E402
-import utils  # noqa: E402
 from errors import UsageError  # noqa: E402
+import files  # noqa: E402
 from run_files import RunFiles  # noqa: E402
+import utils  # noqa: E402
 
 config.define_flags(config.PlotConfig, __name__)
 

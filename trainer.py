@@ -19,15 +19,15 @@ import dataset
 import devices
 import ema as ema_lib
 import errors
+from errors import UsageError
 import files
 import gan
 import hooks as hooks_lib
 import interrupts
+from interrupts import StopRequest, Stopped  # noqa: F401 (Stopped: for main.py and tests)
 import model
 import run_files
 import utils
-from errors import UsageError
-from interrupts import StopRequest, Stopped  # noqa: F401 (Stopped: for main.py and tests)
 
 
 @dataclasses.dataclass(eq=False)

@@ -13,9 +13,9 @@ import tensorflow as tf
 
 import convert_tfrecord
 import dataset
-from tools import synthetic
-from helpers import error_line, run_script, start_script
 from errors import UsageError
+from helpers import error_line, run_script, start_script
+from tools import synthetic
 
 
 def read_examples(out, partition):

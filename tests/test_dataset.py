@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 import dataset
-from tools import synthetic
 from errors import UsageError
+from tools import synthetic
 
 
 def test_load_mnist_shape_and_range(mnist_npz):

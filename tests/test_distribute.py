@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 import devices
-from helpers import ROOT, SMALL, script_env, train_in_process
 from errors import UsageError
+from helpers import ROOT, SMALL, script_env, train_in_process
 
 
 # one worker runs this file's tests, which share an expensive fixture (pytest.ini: loadgroup)

@@ -17,8 +17,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import csv_log
 import dataset
+import errors
+from errors import OutputError, UsageError
+import files
 import gan
+from helpers import (ROOT, SMALL, StopAt, assert_same_checkpoints, csv_text, error_line,
+                     run_script, script_env, small_config, start_script, train_in_process)
 import hooks
 import interrupts
 import metrics
@@ -26,12 +32,6 @@ import model
 import plot_logs
 import run_files
 import trainer
-import csv_log
-import errors
-import files
-from helpers import (ROOT, SMALL, StopAt, assert_same_checkpoints, csv_text, error_line, run_script, script_env,
-                     small_config, start_script, train_in_process)
-from errors import OutputError, UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('faults')

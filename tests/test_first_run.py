@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import model
-from helpers import ROOT, script_env, small_config, train_in_process
-import trainer
 from errors import UsageError
+from helpers import ROOT, script_env, small_config, train_in_process
+import model
+import trainer
 
 
 def test_a_folder_of_pictures_given_as_records_names_the_conversion(tmp_path):

@@ -11,14 +11,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import convert_tfrecord
 import arrays
-import dataset
-import records
+import convert_tfrecord
 import csv_log
-from helpers import run_script, train_in_process
-from tools import synthetic
+import dataset
 from errors import UsageError
+from helpers import run_script, train_in_process
+import records
+from tools import synthetic
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('folder')

@@ -8,14 +8,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import csv_log
 import dataset
+from errors import UsageError
+from helpers import StopAt, run_script, train_in_process
 import metrics
 import model
-import trainer
-import csv_log
 from plot_logs import plot_logs
-from helpers import StopAt, run_script, train_in_process
-from errors import UsageError
+import trainer
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('metrics')

@@ -7,11 +7,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import csv_log
 import devices
+from helpers import small_config, train_in_process
 import hooks
 import trainer
-import csv_log
-from helpers import small_config, train_in_process
 
 
 def run_mode(mnist_npz, folder, epochs=2, extra_hooks=(), **mode):

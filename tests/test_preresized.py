@@ -6,8 +6,8 @@ import pytest
 
 import convert_tfrecord
 import dataset
-from helpers import train_in_process
 from errors import UsageError
+from helpers import train_in_process
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('preresized')

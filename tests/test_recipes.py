@@ -11,11 +11,11 @@ import tensorflow as tf
 import augment
 import config
 import ema
+from errors import UsageError
 import gan
+from helpers import StopAt, assert_same_checkpoints, quick_start_settings, train_in_process
 import model
 import trainer
-from helpers import StopAt, assert_same_checkpoints, quick_start_settings, train_in_process
-from errors import UsageError
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('recipes')

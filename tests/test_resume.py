@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import run_files
-import trainer
+from errors import UsageError
 from helpers import (StopAt, assert_same_checkpoints, csv_text, script_env, small_config,
                      train_in_process)
-from errors import UsageError
+import run_files
+import trainer
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('resume')

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import generate
-import model
 import csv_log
-from helpers import error_line, run_script, train_in_process
-from plot_logs import plot_logs
 from errors import UsageError
+import generate
+from helpers import error_line, run_script, train_in_process
+import model
+from plot_logs import plot_logs
 
 # one worker runs this file's tests, which share expensive runs (pytest.ini: loadgroup)
 pytestmark = pytest.mark.xdist_group('tools')

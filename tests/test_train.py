@@ -12,13 +12,13 @@ import tensorflow as tf
 from PIL import Image
 
 import config as config_lib
+import csv_log
+from errors import UsageError
 import gan
+from helpers import ROOT, script_env, small_config, train_in_process
 import model
 import trainer
-import csv_log
 import utils
-from helpers import ROOT, script_env, small_config, train_in_process
-from errors import UsageError
 
 ROW = re.compile(r'^ {0,4}\d+,\d+\.\d{6},\d+\.\d{6},\d+\.\d{6},\d+\.\d{6}$')
 

@@ -17,14 +17,14 @@ from absl import logging  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import config as config_lib  # noqa: E402
+import csv_log  # noqa: E402
 import devices  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
 import run_files  # noqa: E402
-import trainer  # noqa: E402
-import csv_log  # noqa: E402
-import utils  # noqa: E402
 from tools import digit_features  # noqa: E402
+import trainer  # noqa: E402
+import utils  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('work_dir', 'data/fid-digits', 'folder for the classifier, the statistics and '

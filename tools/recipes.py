@@ -15,17 +15,17 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
-import config  # noqa: E402
 import arrays  # noqa: E402
+import config  # noqa: E402
+import csv_log  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
 import hooks  # noqa: E402
 import metrics  # noqa: E402
 import run_files  # noqa: E402
-import trainer  # noqa: E402
-import csv_log  # noqa: E402
-import utils  # noqa: E402
 from tools import digit_features  # noqa: E402
+import trainer  # noqa: E402
+import utils  # noqa: E402
 
 SUBSET, REPEATS = 300, 6
 EMA = dict(ema=0.999)
