@@ -14,6 +14,7 @@ from typing import Optional
 
 from absl import flags
 
+import files
 import records
 
 # --mixed_precision: Keras' global policy of each precision; auto picks one for the machine
@@ -435,7 +436,6 @@ def kind_of(field):
 
 def from_flags(config_class, flag_values=flags.FLAGS):
     """The config value of the parsed flags, with ~ and $VARS in path settings expanded."""
-    import files
     values = {}
     for field in dataclasses.fields(config_class):
         value = flag_values[field.name].value

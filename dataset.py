@@ -350,9 +350,10 @@ class ArraySource(DataSource):
                               if self.array_path else 'Keras download')
 
     def stats_dir(self, override=''):
-        if override or not self.array_path:
-            return override or 'fid_stats'
-        return os.path.join(os.path.dirname(os.path.abspath(self.array_path)), 'fid_stats')
+        if override:
+            return override
+        return os.path.join(os.path.dirname(os.path.abspath(self.array_path)), 'fid_stats') \
+            if self.array_path else 'fid_stats'
 
 
 class Mnist(ArraySource):

@@ -59,11 +59,19 @@ class RunState:
     step_in_epoch: tf.Variable      # steps done in this epoch
     sums: tf.Variable               # the four metrics summed over this epoch's steps (float64)
     checkpoint: checkpoints.RunCheckpoint
-    history: dict                   # {'loss', 'eval'}: the CSV rows the checkpoint keeps
-    best_fid: tf.Variable           # the lowest FID so far, kept in the checkpoint
     train_step: Any                 # gan.make_train_step's traced step, and its device loop
     train_loop: Any
     epoch_lr: Optional[float] = None  # the generator's learning rate in this epoch
+
+    @property
+    def history(self):
+        """{'loss', 'eval'}: the CSV rows the checkpoint keeps (string variables)."""
+        return self.checkpoint.history
+
+    @property
+    def best_fid(self):
+        """The lowest FID so far, kept in the checkpoint (a variable)."""
+        return self.checkpoint.best_fid
 
     def sampler(self):
         """The generator whose samples the grids, evaluations and exports show: the averaged one
@@ -146,8 +154,7 @@ def build(c):
         images=images, source_images=source_images, n_images=n_images,
         steps_per_epoch=steps_per_epoch, Generator=G, Discriminator=D, G_opt=G_opt, D_opt=D_opt,
         sampled=sampled, NOISE=noise, step=step, epoch=epoch, step_in_epoch=step_in_epoch,
-        sums=sums, checkpoint=checkpoint, history=checkpoint.history,
-        best_fid=checkpoint.best_fid, train_step=train_step,
+        sums=sums, checkpoint=checkpoint, train_step=train_step,
         train_loop=gan.make_train_loop(train_step, step, step_in_epoch, sums))
 
 
