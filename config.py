@@ -136,6 +136,17 @@ class Training:
         0.3, 'rate of the discriminator\'s Dropout layers (default 0.3, the original\'s); 0 let D '
         'learn faster and G draw better digits in docs/recipes.md',
         check=(lambda v: 0 <= v < 1, '--dropout must be a rate from 0 to below 1'))
+    loss: str = setting(
+        'bce', 'GAN loss: bce (the original\'s binary cross-entropy on D\'s probability), hinge '
+        '(on D\'s logit, as SN-GAN) or ls (least squares on D\'s logit) (default bce)',
+        choices=['bce', 'hinge', 'ls'])
+    spectral_norm: bool = setting(
+        False, 'spectral normalization of every convolution and the dense layer of D, one power '
+        'iteration a step, and no BatchNorm in D, as SN-DCGAN (default False)')
+    r1: float = setting(
+        0.0, 'gamma of the R1 penalty, gamma / 2 times the squared gradient of D\'s logit at the '
+        'real images, added to D\'s loss every step (0 = off, default); e.g. 0.1 to 10',
+        lower=0)
     ema: float = setting(
         0.0, 'decay of an exponential moving average of the generator\'s weights, e.g. 0.999, '
         'ramped up over the first steps; the sample grids, --eval_every, best/ and '

@@ -11,24 +11,65 @@ import model
 
 # ----------------------------------------------------------------------------- losses
 
+LOSSES = ('bce', 'hinge', 'ls')
+
+
 @functools.cache
 def cross_entropy():
     """Per-example BCE on probabilities, as the seed's BinaryCrossentropy (averaged below)."""
     return keras.losses.BinaryCrossentropy(reduction=None)
 
 
-def discriminator_loss(real_output, fake_output, global_batch_size):
-    """The seed's D loss, BCE(1, D(x)) + BCE(0, D(G(z))), averaged over the global batch."""
+def discriminator_losses(real_output, fake_output, loss='bce'):
+    """D's loss per example. bce: the seed's BCE(1, D(x)) + BCE(0, D(G(z))) on probabilities;
+    on logits: hinge, relu(1 - D(x)) + relu(1 + D(G(z))) (Lim & Ye 2017, Miyato et al. 2018);
+    ls, ((D(x) - 1)^2 + D(G(z))^2) / 2 (least squares, Mao et al. 2017)."""
+    if loss == 'hinge':
+        return tf.nn.relu(1 - real_output[:, 0]) + tf.nn.relu(1 + fake_output[:, 0])
+    if loss == 'ls':
+        return (tf.square(real_output[:, 0] - 1) + tf.square(fake_output[:, 0])) / 2
     bce = cross_entropy()
-    per_example = (bce(tf.ones_like(real_output), real_output)
-                   + bce(tf.zeros_like(fake_output), fake_output))
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+    return (bce(tf.ones_like(real_output), real_output)
+            + bce(tf.zeros_like(fake_output), fake_output))
 
 
-def generator_loss(fake_output, global_batch_size):
-    """The seed's G loss, BCE(1, D(G(z))), averaged over the global batch."""
-    per_example = cross_entropy()(tf.ones_like(fake_output), fake_output)
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+def generator_losses(fake_output, loss='bce'):
+    """G's loss per example: the seed's BCE(1, D(G(z))); hinge -D(G(z)); ls (D(G(z)) - 1)^2 / 2."""
+    if loss == 'hinge':
+        return -fake_output[:, 0]
+    if loss == 'ls':
+        return tf.square(fake_output[:, 0] - 1) / 2
+    return cross_entropy()(tf.ones_like(fake_output), fake_output)
+
+
+def discriminator_loss(real_output, fake_output, global_batch_size, loss='bce'):
+    """D's loss averaged over the global batch."""
+    return tf.nn.compute_average_loss(discriminator_losses(real_output, fake_output, loss),
+                                      global_batch_size=global_batch_size)
+
+
+def generator_loss(fake_output, global_batch_size, loss='bce'):
+    """G's loss averaged over the global batch."""
+    return tf.nn.compute_average_loss(generator_losses(fake_output, loss),
+                                      global_batch_size=global_batch_size)
+
+
+def needs_logits(loss, r1):
+    """Whether D gives its logit rather than the seed's probability: for hinge, ls and R1."""
+    return loss != 'bce' or r1 > 0
+
+
+def r1_penalties(Discriminator, images, gamma):
+    """D's outputs on images, and R1 (Mescheder et al. 2018) per example: gamma / 2 times the
+    squared norm of the gradient of D's logit with respect to its input image."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        output = Discriminator(images, training=True)
+        # with BatchNorm in D, an image's logit also depends on the others through the batch's
+        # statistics, and so does its gradient
+        total = tf.reduce_sum(output)
+    gradient = tf.cast(tape.gradient(total, images), tf.float32)
+    return output, gamma / 2 * tf.reduce_sum(tf.square(gradient), axis=[1, 2, 3])
 
 
 def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
@@ -47,16 +88,18 @@ def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
 # ----------------------------------------------------------------------------- steps
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
-                step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3):
+                step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3,
+                spectral_norm=False, logits=False):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
-    lr is G's learning rate and, unless lr_D is given, D's too.
+    lr is G's learning rate and, unless lr_D is given, D's too; spectral_norm and logits shape D
+    (model.Dis_Net).
 
     With a global step variable, the learning rate follows it rather than each optimizer's own
     update count, which a LossScaleOptimizer does not advance on the steps it skips.
     """
     Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters)
     Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters,
-                                  dropout=dropout)
+                                  dropout=dropout, spectral_norm=spectral_norm, logits=logits)
     opts = []
     for net, rate in ((Generator, lr), (Discriminator, lr if lr_D is None else lr_D)):
         schedule = lr_schedule(rate, steps_per_epoch, decay_epochs)
@@ -70,16 +113,21 @@ def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=Fa
 
 
 def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element_spec, jit=False,
-                    augment=(), average=None):
+                    augment=(), average=None, loss='bce', r1=0.0):
     """The distributed, traced-once train step: (images, step) -> [Real_P, Fake_P, Gen_loss, Dis_loss].
 
     element_spec is the distributed dataset's; its unknown batch size keeps the last, partial
     batch from retracing. augment: DiffAugment policies applied to real and generated images
-    before each discriminator call; average: an ema.SampledGenerator averaged after each step.
+    before each discriminator call; average: an ema.SampledGenerator averaged after each step;
+    loss: one of LOSSES; r1: R1's gamma (0: off), added to D's loss (Dis_loss includes it).
+    D's spectral normalizations take one power step before its first call. Real_P and Fake_P
+    are D's mean probabilities (the sigmoid of its logits, where it gives logits).
     """
     Generator, Discriminator = models
     seed = tf.constant(seed, tf.int64)
     G_opt, D_opt = opts
+    logits = needs_logits(loss, r1)
+    normalized = model.spectral_layers(Discriminator)
 
     @tf.function(jit_compile=jit)
     def train_step(images, step):
@@ -98,12 +146,23 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
             kind_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, step]), kind)
             return augment_lib.diff_augment(x, augment, kind_seed, offset, batch_size)
 
+        for layer in normalized:
+            layer.power_iteration()
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             generated_images = Generator(noise, training=True)
-            real_output = Discriminator(augmented(images, 1), training=True)
+            if r1:
+                real_output, penalty = r1_penalties(Discriminator, augmented(images, 1), r1)
+            else:
+                real_output = Discriminator(augmented(images, 1), training=True)
             fake_output = Discriminator(augmented(generated_images, 2), training=True)
-            gen_loss = generator_loss(fake_output, global_batch)
-            disc_loss = discriminator_loss(real_output, fake_output, global_batch)
+            probabilities = [tf.sigmoid(real_output), tf.sigmoid(fake_output)] if logits \
+                else [real_output, fake_output]
+            if loss == 'bce':  # the seed's loss takes probabilities
+                real_output, fake_output = probabilities
+            gen_loss = generator_loss(fake_output, global_batch, loss)
+            disc_loss = discriminator_loss(real_output, fake_output, global_batch, loss)
+            if r1:
+                disc_loss += tf.nn.compute_average_loss(penalty, global_batch_size=global_batch)
             # loss scaling under fp16 (LossScaleOptimizer), identity otherwise
             gen_scaled = G_opt.scale_loss(gen_loss)
             disc_scaled = D_opt.scale_loss(disc_loss)
@@ -111,8 +170,8 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
         disc_grads = disc_tape.gradient(disc_scaled, Discriminator.trainable_variables)
         G_opt.apply_gradients(zip(gen_grads, Generator.trainable_variables))
         D_opt.apply_gradients(zip(disc_grads, Discriminator.trainable_variables))
-        return tf.stack([tf.reduce_sum(real_output) / batch_sum,
-                         tf.reduce_sum(fake_output) / batch_sum, gen_loss, disc_loss])
+        return tf.stack([tf.reduce_sum(probabilities[0]) / batch_sum,
+                         tf.reduce_sum(probabilities[1]) / batch_sum, gen_loss, disc_loss])
 
     @tf.function(input_signature=[element_spec, tf.TensorSpec([], tf.int64)])
     def distributed_train_step(images, step):

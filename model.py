@@ -1,4 +1,5 @@
-"""The seed's DCGAN generator and discriminator as Keras 3 functional models, and their loading."""
+"""The seed's DCGAN generator and discriminator as Keras 3 functional models, spectral
+normalization for the discriminator, and their loading."""
 import io
 import math
 import os
@@ -43,10 +44,69 @@ def check_filters(filters, image_size):
                          'got {}'.format(smallest, image_size, filters))
 
 
-def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3):
+class SpectralNorm(keras.layers.Wrapper):
+    """Spectral normalization of a Conv2D or Dense layer (Miyato et al. 2018): the layer computes
+    with kernel / sigma, sigma the largest singular value of the kernel as a [fan_in, units]
+    matrix, estimated from vectors u, v that power_iteration() moves by one step. Gradients flow
+    through sigma; the kernel itself is never rewritten. u and v are variables of the layer, so
+    checkpoints keep them; under tf.distribute every replica computes the same update and the
+    first replica's is kept."""
+
+    def build(self, input_shape):
+        """Build the wrapped layer, and u, v from a fixed draw (the first power step's start)."""
+        self.layer.build(input_shape)
+        fan_in, units = math.prod(self.layer.kernel.shape[:-1]), self.layer.kernel.shape[-1]
+        self.u = self.add_weight(shape=(units,), initializer=keras.initializers.RandomNormal(
+            seed=1), trainable=False, name='sn_u', aggregation='only_first_replica')
+        self.v = self.add_weight(shape=(fan_in,), initializer='zeros', trainable=False,
+                                 name='sn_v', aggregation='only_first_replica')
+        self.power_iteration()  # so that sigma is an estimate before the first train step
+        self.built = True
+
+    def matrix(self):
+        """The kernel as a [fan_in, units] float32 matrix."""
+        kernel = self.layer.kernel
+        return keras.ops.reshape(keras.ops.cast(kernel.value, 'float32'), (-1, kernel.shape[-1]))
+
+    def power_iteration(self):
+        """One step of the power method: v = W u / |W u|, u = W^T v / |W^T v|."""
+        w = self.matrix()
+        v = normalized(keras.ops.matmul(w, self.u.value))
+        self.v.assign(v)
+        self.u.assign(normalized(keras.ops.matmul(v, w)))
+
+    def sigma(self):
+        """The estimate v^T W u of the largest singular value, differentiable in W."""
+        u, v = keras.ops.stop_gradient(self.u.value), keras.ops.stop_gradient(self.v.value)
+        return keras.ops.sum(v * keras.ops.matmul(self.matrix(), u))
+
+    def call(self, inputs):
+        kernel = self.layer.kernel
+        scaled = keras.ops.cast(kernel.value, 'float32') / self.sigma()
+        with keras.StatelessScope(state_mapping=[(kernel, keras.ops.cast(scaled, kernel.dtype))]):
+            return self.layer(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+
+def normalized(x):
+    """x / |x|, safe at 0."""
+    return x / (keras.ops.sqrt(keras.ops.sum(x * x)) + 1e-12)
+
+
+def spectral_layers(net):
+    """The SpectralNorm layers of net, whose power_iteration() a train step calls once."""
+    return [layer for layer in net.layers if isinstance(layer, SpectralNorm)]
+
+
+def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectral_norm=False,
+            logits=False):
     """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
     filters is the last block's width (the seed's 1024), halved at each block before it;
-    dropout the rate of its Dropout layers (the seed's 0.3)."""
+    dropout the rate of its Dropout layers (the seed's 0.3). spectral_norm: every convolution and
+    the dense layer spectrally normalized, and no BatchNorm (SN-DCGAN); logits: the output
+    before the sigmoid (for the hinge and least-squares losses and R1)."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -54,24 +114,27 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3):
         ImageSize = Length
     blocks = num_blocks(ImageSize)
     check_filters(filters, ImageSize)
+    # the normalization in float32 (the wrapped layer still computes in the mixed policy)
+    weighted = (lambda layer: SpectralNorm(layer, dtype='float32')) if spectral_norm \
+        else (lambda layer: layer)
     x = inputs_x = Input([ImageSize, ImageSize, Channel])
     # the seed's 64x64 net: 128, 256, 512, 1024 filters; 32 drops the first block, 128 adds one
     widths = [filters // 2 ** i for i in reversed(range(blocks))]
     for i, f in enumerate(widths):
         # state size: (ImageSize / 2^(i+1)) x (ImageSize / 2^(i+1)) x f
-        x = Conv2D(f, (4, 4), strides=(2, 2), padding='same')(x)
-        if i > 0:
+        x = weighted(Conv2D(f, (4, 4), strides=(2, 2), padding='same'))(x)
+        if i > 0 and not spectral_norm:
             x = BatchNormalization(synchronized=sync_bn)(x)
         x = LeakyReLU()(x)
         if i > 0:
             x = Dropout(dropout)(x)
     # state size: 1x1x1
-    x = Conv2D(1, (4, 4), strides=(1, 1), padding='valid')(x)
+    x = weighted(Conv2D(1, (4, 4), strides=(1, 1), padding='valid'))(x)
     x = Dropout(dropout)(x)
     x = Flatten()(x)
-    x = Dense(1)(x)
-    # sigmoid in float32 so the probability is exact under mixed precision
-    output = Activation('sigmoid', dtype='float32')(x)
+    x = weighted(Dense(1))(x)
+    # the sigmoid in float32 so the probability is exact under mixed precision
+    output = Activation('linear' if logits else 'sigmoid', dtype='float32')(x)
     return keras.Model(inputs_x, output, name='Discriminator')
 
 

@@ -126,7 +126,8 @@ def build(c):
             G, D, G_opt, D_opt = gan.setup_model(
                 channels, c.DisInSize, c.noise_dim, c.lr if c.lr_G is None else c.lr_G,
                 steps_per_epoch, c.sync_bn, precision == 'fp16', step=step, filters=c.filters,
-                lr_D=c.lr_D, decay_epochs=decay_epochs, dropout=c.dropout)
+                lr_D=c.lr_D, decay_epochs=decay_epochs, dropout=c.dropout,
+                spectral_norm=c.spectral_norm, logits=gan.needs_logits(c.loss, c.r1))
         except tf.errors.ResourceExhaustedError as e:
             raise UsageError('the networks\' weights do not fit in memory at --filters={} and '
                              '--noise_dim={} ({}): use smaller ones (the original\'s: 1024 and '
@@ -147,7 +148,7 @@ def build(c):
     element_spec = epoch_batches(c, strategy, images, seed, steps_per_epoch, 0, 0).element_spec
     train_step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, c.noise_dim, c.BATCH_SIZE,
                                      seed, element_spec, c.jit, augment,
-                                     sampled if c.ema else None)
+                                     sampled if c.ema else None, c.loss, c.r1)
     return RunState(
         config=c, files=run_paths, stop=StopRequest(), strategy=strategy, chief=chief,
         precision=precision, current=current, saved=saved, seed=seed, augment=augment,

@@ -2,7 +2,8 @@
 as one JSON list, in the order asked.
 
 python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single or mirrored)
-with any of +sync_bn, +no_dropout, +recipe (DiffAugment and the generator average of --ema), e.g.
+with any of +sync_bn, +no_dropout, +recipe (DiffAugment and the generator average of --ema),
++disc (--spectral_norm --r1=1 --loss=hinge), e.g.
 mirrored+sync_bn+no_dropout (test_distribute.py runs main.py itself as two workers)
 """
 import functools
@@ -44,10 +45,11 @@ def run(variant):
     shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dist = strategy.experimental_distribute_dataset(ds.with_options(shard))
     keras.utils.set_random_seed(0)
-    recipe = 'recipe' in options
+    recipe, disc = 'recipe' in options, 'disc' in options
     with strategy.scope():
         G, D, G_opt, D_opt = gan.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
-                                                 sync_bn='sync_bn' in options)
+                                             sync_bn='sync_bn' in options, spectral_norm=disc,
+                                             logits=disc)
         average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9,
                                        7) if recipe else None
     if 'no_dropout' in options:  # masks depend on the per-replica batch shape
@@ -55,14 +57,17 @@ def run(variant):
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
     step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, NOISE, BATCH, 7,
-                                   dist.element_spec, augment=augment.POLICIES if recipe else (),
-                                   average=average)
+                               dist.element_spec, augment=augment.POLICIES if recipe else (),
+                               average=average, loss='hinge' if disc else 'bce',
+                               r1=1.0 if disc else 0.0)
     results = [step(batch, tf.constant(0, tf.int64)).numpy().tolist() for batch in dist]
     return {'replicas': strategy.num_replicas_in_sync, 'results': results,
             'iterations': int(G_opt.iterations.numpy()),
             'g_kernel_sum': float(tf.reduce_sum(G.trainable_variables[0])),
             'ema_kernel_sum': float(tf.reduce_sum(average.sampled.trainable_variables[0]))
-            if recipe else None}
+            if recipe else None,
+            'd_kernel_sum': float(tf.reduce_sum(D.trainable_variables[0])),
+            'sn_u': [layer.u.numpy().tolist() for layer in model.spectral_layers(D)]}
 
 
 def main(variants):

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.xdist_group('distribute')
 # batch and sliced by replica, and the average is updated once per step
 RECIPE = 'sync_bn+no_dropout+recipe'
 VARIANTS = ['single+sync_bn+no_dropout', 'single+' + RECIPE, 'mirrored+' + RECIPE,
-            'mirrored+no_dropout+recipe']
+            'mirrored+no_dropout+recipe', 'single+' + RECIPE + '+disc',
+            'mirrored+' + RECIPE + '+disc']
 
 
 @pytest.fixture(scope='session')
@@ -46,6 +47,10 @@ def assert_same_step(a, b):
     # after the update too: gradients were all-reduced over the global batch
     np.testing.assert_allclose(a['g_kernel_sum'], b['g_kernel_sum'], rtol=1e-4)
     np.testing.assert_allclose(a['ema_kernel_sum'], b['ema_kernel_sum'], rtol=1e-4)
+    np.testing.assert_allclose(a['d_kernel_sum'], b['d_kernel_sum'], rtol=1e-4)
+    assert len(a['sn_u']) == len(b['sn_u'])
+    for u, v in zip(a['sn_u'], b['sn_u']):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -56,6 +61,11 @@ def test_mirrored_matches_single_device(steps):
     # with per-replica BatchNorm statistics the step differs: the check above can fail
     unsynced = steps['mirrored+no_dropout+recipe']
     assert not np.allclose(unsynced['results'], one['results'], rtol=1e-4)
+    # with --spectral_norm --r1 --loss=hinge too: the power step is taken once, the penalty
+    # averaged over the global batch
+    disc = steps['mirrored+' + RECIPE + '+disc']
+    assert_same_step(steps['single+' + RECIPE + '+disc'], disc)
+    assert len(disc['sn_u']) == 5 and not np.allclose(disc['results'], two['results'])
     # and the augmentation acted
     assert not np.allclose(steps['single+sync_bn+no_dropout']['results'], one['results'],
                            rtol=1e-4)

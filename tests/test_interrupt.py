@@ -1,6 +1,8 @@
 """kill -9, then SIGTERM (Ctrl-C's path), in the middle of an epoch, then the same command: the run
 continues exactly where it stopped, byte for byte the uninterrupted run's CSV, grids and
-checkpoint."""
+checkpoint. The run has the discriminator recipes on (--spectral_norm --r1 --loss=hinge), whose
+power-iteration vectors are state a resume must carry; the seed's own recipe resumes exactly in
+test_resume.py and test_faults.py."""
 import os
 import re
 import signal
@@ -15,13 +17,14 @@ from helpers import (SMALL, assert_same_checkpoints, csv_text, run_script, start
                      train_in_process)
 
 EPOCHS = ['--epochs=2', '--steps_per_epoch=6']
+DISCRIMINATOR = dict(spectral_norm=True, r1=1.0, loss='hinge')
 
 
 def mnist_args(mnist_npz, *extra):
     # a quarter of the seed's width (the last --filters wins): 5 steps after the first progress
     # line of epoch 2 last long enough for the signal to land mid-epoch
     return SMALL + ['--filters=256', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                    '--seed=5'] + EPOCHS + list(extra)
+                    '--seed=5', '--spectral_norm', '--r1=1', '--loss=hinge'] + EPOCHS + list(extra)
 
 
 def read_if_there(path):
@@ -41,7 +44,7 @@ def reference(mnist_npz, tmp_path_factory):
     """An uninterrupted 2-epoch run (in this process: main.py's runs must equal it)."""
     cwd = str(tmp_path_factory.mktemp('reference'))
     train_in_process(cwd, ImageType='MNIST', mnist_path=mnist_npz, seed=5, epochs=2,
-                     steps_per_epoch=6, filters=256)
+                     steps_per_epoch=6, filters=256, **DISCRIMINATOR)
     return cwd
 
 
@@ -99,6 +102,9 @@ def test_sigkill_then_sigterm_mid_epoch_then_resume_is_exact(reference, mnist_np
     # nothing lost or duplicated, and the numbers are those of the uninterrupted run
     assert csv_text(cwd) == csv_text(reference)
     assert_same_checkpoints(cwd, reference)
+    vectors = [n for n in checkpoint(cwd).get_variable_to_shape_map()
+               if n.endswith(('/u/.ATTRIBUTES/VARIABLE_VALUE', '/v/.ATTRIBUTES/VARIABLE_VALUE'))]
+    assert len(vectors) == 2 * 5  # the power iteration's u and v of every normalized layer
     assert sorted(os.listdir(os.path.join(cwd, 'plot', 'MNIST-False'))) == \
         ['001.png', '002.png', 'real.png']
     ckpt = checkpoint(cwd)

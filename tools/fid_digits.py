@@ -40,7 +40,8 @@ def main(_argv):
     work = FLAGS.work_dir
     os.makedirs(work, exist_ok=True)
     classifier = os.path.join(work, 'digit_features.keras')
-    accuracy, images = digit_features.train_classifier(classifier)
+    accuracy = digit_features.train_classifier(classifier)
+    images, _ = digit_features.digits_and_labels()
     print('digit classifier: {:.1%} on the 297 held-out digits'.format(accuracy))
     extractor = metrics.FeatureExtractor(*metrics.load_feature_model(classifier))
     real, _ = extractor(iter([images]), len(images), 'real digits')
