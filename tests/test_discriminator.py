@@ -4,7 +4,6 @@ import os
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import csv_log
@@ -107,10 +106,10 @@ def test_r1_is_the_gradient_norm_of_a_linear_discriminator():
     np.testing.assert_allclose(penalty, 2 * (images.numpy() ** 2).sum(axis=(1, 2, 3)), rtol=1e-5)
 
 
-@pytest.mark.parametrize('loss', ['hinge', 'ls'])
-def test_a_run_with_every_discriminator_recipe(mnist_npz, tmp_path, loss):
+def test_a_run_with_every_discriminator_recipe(mnist_npz, tmp_path):
+    # least squares here; the hinge loss runs in test_interrupt.py, resumed exactly
     run = train_in_process(str(tmp_path), ImageType='MNIST', mnist_path=mnist_npz, seed=3,
-                           epochs=1, spectral_norm=True, r1=1.0, loss=loss, dropout=0.0)
+                           epochs=1, spectral_norm=True, r1=1.0, loss='ls', dropout=0.0)
     table = csv_log.read_csv(os.path.join(str(tmp_path), 'logs', 'MNIST-False-loss.csv'),
                              csv_log.CSV_COLUMNS)
     assert len(table['epoch']) == 1
