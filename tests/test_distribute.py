@@ -35,7 +35,7 @@ VARIANTS = ['single+sync_bn+no_dropout', 'single+' + RECIPE, 'mirrored+' + RECIP
 def steps():
     """{variant: its results} of one dist_check.py process."""
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'dist_check.py')] +
-                            VARIANTS, capture_output=True, text=True, timeout=300,
+                            VARIANTS, capture_output=True, text=True, timeout=600,
                             env=script_env())
     assert result.returncode == 0, result.stderr
     return dict(zip(VARIANTS, json.loads(result.stdout.strip().splitlines()[-1])))
