@@ -4,9 +4,10 @@ several seeds each, the same number of steps for every recipe. After every epoch
 are scored in a digit classifier's features (tools/digit_features.py) against the 1,500
 training digits and against the 297 held-out digits that neither network learned from.
 
-Run from the repository root: python -m tools.recipes (a run takes 3 to 7 minutes on 2 CPU cores;
-runs already finished in --work_dir are read, not trained again, so it can be stopped and rerun,
-and two processes with different --seeds or --recipes share the work). --report only reads.
+Run from the repository root: python -m tools.recipes (a run took 10 to 20 minutes on 2 CPU
+cores shared with other runs; runs already finished in --work_dir are read, not trained again,
+so it can be stopped and rerun, and two processes with different --seeds or --recipes share the
+work). --report only reads.
 """
 import json
 import os
