@@ -20,6 +20,7 @@ import records
 # --mixed_precision: Keras' global policy of each precision; auto picks one for the machine
 POLICIES = {'none': 'float32', 'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
 PRECISIONS = list(POLICIES) + ['auto']
+LOSSES = ['bce', 'hinge', 'ls']  # gan.discriminator_losses and generator_losses
 
 # the feature models of the FID: Keras' InceptionV3 weights and TTUR's 2015 Inception graph
 INCEPTION_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
@@ -139,13 +140,13 @@ class Training:
     loss: str = setting(
         'bce', 'GAN loss: bce (the original\'s binary cross-entropy on D\'s probability), hinge '
         '(on D\'s logit, as SN-GAN) or ls (least squares on D\'s logit) (default bce)',
-        choices=['bce', 'hinge', 'ls'])
+        choices=LOSSES)
     spectral_norm: bool = setting(
         False, 'spectral normalization of every convolution and the dense layer of D, one power '
         'iteration a step, and no BatchNorm in D, as SN-DCGAN (default False)')
     r1: float = setting(
         0.0, 'gamma of the R1 penalty, gamma / 2 times the squared gradient of D\'s logit at the '
-        'real images, added to D\'s loss every step (0 = off, default); e.g. 0.1 to 10',
+        'real images, added to D\'s loss every step (0 = off, default); e.g. 0.01 at 32 px',
         lower=0)
     ema: float = setting(
         0.0, 'decay of an exponential moving average of the generator\'s weights, e.g. 0.999, '

@@ -11,9 +11,6 @@ import model
 
 # ----------------------------------------------------------------------------- losses
 
-LOSSES = ('bce', 'hinge', 'ls')
-
-
 @functools.cache
 def cross_entropy():
     """Per-example BCE on probabilities, as the seed's BinaryCrossentropy (averaged below)."""
@@ -119,7 +116,7 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
     element_spec is the distributed dataset's; its unknown batch size keeps the last, partial
     batch from retracing. augment: DiffAugment policies applied to real and generated images
     before each discriminator call; average: an ema.SampledGenerator averaged after each step;
-    loss: one of LOSSES; r1: R1's gamma (0: off), added to D's loss (Dis_loss includes it).
+    loss: one of config.LOSSES; r1: R1's gamma (0: off), added to D's loss (and to Dis_loss).
     D's spectral normalizations take one power step before its first call. Real_P and Fake_P
     are D's mean probabilities (the sigmoid of its logits, where it gives logits).
     """
