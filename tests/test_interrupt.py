@@ -24,7 +24,8 @@ def mnist_args(mnist_npz, *extra):
     # a quarter of the seed's width (the last --filters wins): 5 steps after the first progress
     # line of epoch 2 last long enough for the signal to land mid-epoch
     return SMALL + ['--filters=256', '--ImageType=MNIST', '--mnist_path=' + mnist_npz,
-                    '--seed=5', '--spectral_norm', '--r1=1', '--loss=hinge'] + EPOCHS + list(extra)
+                    '--seed=5'] + ['--{}={}'.format(k, v) for k, v in DISCRIMINATOR.items()] + \
+        EPOCHS + list(extra)
 
 
 def read_if_there(path):

@@ -123,7 +123,7 @@ class Scores(hooks.Hook):
         if os.path.isfile(path):
             with open(path) as f:
                 scores = json.load(f)
-        scores[str(epoch + 1)] = {side: metrics.fid(reference.features, fake)
+        scores[str(epoch + 1)] = {side: metrics.fid(None, fake, (reference.mu, reference.sigma))
                                   for side, reference in self.references.items()}
         files.write_json(path, scores)
 
@@ -169,7 +169,8 @@ def pytorch_results(extractor, references):
                             for e in range(1, FLAGS.epochs + 1)]
                 runs = found.setdefault((data, name), {'training': [], 'held-out': []})
                 for side, reference in references.items():
-                    runs[side].append([metrics.fid(reference.features, f) for f in features])
+                    runs[side].append([metrics.fid(None, f, (reference.mu, reference.sigma))
+                                       for f in features])
     return found
 
 
