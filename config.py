@@ -21,6 +21,8 @@ import records
 POLICIES = {'none': 'float32', 'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
 PRECISIONS = list(POLICIES) + ['auto']
 LOSSES = ['bce', 'hinge', 'ls']  # gan.discriminator_losses and generator_losses
+ARCHS = ['seed', 'dcgan']  # model.Gen_Net and Dis_Net
+UPDATE_ORDERS = ['simultaneous', 'alternating']  # gan.make_train_step
 
 # the feature models of the FID: Keras' InceptionV3 weights and TTUR's 2015 Inception graph
 INCEPTION_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
@@ -102,6 +104,11 @@ class Shape:
         1024, 'width of the widest block, G\'s first and D\'s last, halved block by block '
         '(default 1024, the original\'s); 256 trained 12x faster on a 2-core CPU (bench.py '
         '--filters=256)', lower=1)
+    arch: str = setting(
+        'seed', 'network design: seed (the original\'s: LeakyReLU 0.3 in G and D, Dropout and a '
+        'Dense layer in D, Keras\' default initialisation) or dcgan (Radford et al. 2016 and '
+        'pytorch/examples\': ReLU in G, LeakyReLU 0.2 in D, no Dropout and no Dense layer, N(0, '
+        '0.02) kernels, no biases) (default seed)', choices=ARCHS)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ class Training:
         'bce', 'GAN loss: bce (the original\'s binary cross-entropy on D\'s probability), hinge '
         '(on D\'s logit, as SN-GAN) or ls (least squares on D\'s logit) (default bce)',
         choices=LOSSES)
+    update_order: str = setting(
+        'simultaneous', 'simultaneous (the original\'s: G and D step from the same D) or '
+        'alternating (D steps first, then G against the updated D, as pytorch/examples) '
+        '(default simultaneous)', choices=UPDATE_ORDERS)
     spectral_norm: bool = setting(
         False, 'spectral normalization of every convolution and the dense layer of D, one power '
         'iteration a step, and no BatchNorm in D, as SN-DCGAN (default False)')
@@ -238,7 +249,8 @@ class Metrics:
 class GeneratorFile:
     model: str = setting('', 'generator.keras written by main.py, or a Generator.weights.h5 file '
                          '(its shape flags come from the flags.json beside it, or from '
-                         '--ImageType, --DisInSize, --noise_dim and --filters)', path=True)
+                         '--ImageType, --DisInSize, --noise_dim, --filters and --arch)',
+                         path=True)
 
 
 @dataclass(frozen=True)
@@ -403,8 +415,10 @@ class BenchConfig(Benchmark):
     """What bench.py times."""
 
 
-# the settings that shape a generator: a .weights.h5 file needs them (from flags.json, or given)
-SHAPE_FLAGS = ('ImageType',) + tuple(f.name for f in dataclasses.fields(Shape))
+# the settings that shape a generator: a .weights.h5 file needs them (from flags.json, or given);
+# each with the value that a run saved before it existed had (its default)
+SHAPE_FLAGS = {f.name: f.default for f in dataclasses.fields(ImageTypeSetting)
+               + dataclasses.fields(Shape)}
 
 
 # ----------------------------------------------------------------------------- absl flags

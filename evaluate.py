@@ -82,7 +82,8 @@ def main(_argv):
     devices.set_precision(settings.mixed_precision)
     generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
                                      settings.DisInSize, settings.noise_dim, settings.filters,
-                                     given=config.given(config.SHAPE_FLAGS))
+                                     given=config.given(config.SHAPE_FLAGS),
+                                     arch=settings.arch)
     result = evaluate_generator(generator, settings)
     result['model'] = settings.model
     print('\n'.join(report(result, settings)))

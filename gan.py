@@ -86,17 +86,19 @@ def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
                 step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3,
-                spectral_norm=False, logits=False):
+                spectral_norm=False, logits=False, arch='seed'):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
     lr is G's learning rate and, unless lr_D is given, D's too; spectral_norm and logits shape D
-    (model.Dis_Net).
+    (model.Dis_Net), arch both.
 
     With a global step variable, the learning rate follows it rather than each optimizer's own
     update count, which a LossScaleOptimizer does not advance on the steps it skips.
     """
-    Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters)
+    Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters,
+                              arch=arch)
     Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters,
-                                  dropout=dropout, spectral_norm=spectral_norm, logits=logits)
+                                  dropout=dropout, spectral_norm=spectral_norm, logits=logits,
+                                  arch=arch)
     opts = []
     for net, rate in ((Generator, lr), (Discriminator, lr if lr_D is None else lr_D)):
         schedule = lr_schedule(rate, steps_per_epoch, decay_epochs)
@@ -110,15 +112,17 @@ def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=Fa
 
 
 def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element_spec, jit=False,
-                    augment=(), average=None, loss='bce', r1=0.0):
+                    augment=(), average=None, loss='bce', r1=0.0, alternating=False):
     """The distributed, traced-once train step: (images, step) -> [Real_P, Fake_P, Gen_loss, Dis_loss].
 
     element_spec is the distributed dataset's; its unknown batch size keeps the last, partial
     batch from retracing. augment: DiffAugment policies applied to real and generated images
     before each discriminator call; average: an ema.SampledGenerator averaged after each step;
     loss: one of config.LOSSES; r1: R1's gamma (0: off), added to D's loss (and to Dis_loss).
+    alternating: D steps first and G's loss is taken from the updated D on the same generated
+    images (pytorch/examples' order); otherwise both step from the same D (the seed's).
     D's spectral normalizations take one power step before its first call. Real_P and Fake_P
-    are D's mean probabilities (the sigmoid of its logits, where it gives logits).
+    are D's mean probabilities (the sigmoid of its logits, where it gives logits) before its step.
     """
     Generator, Discriminator = models
     seed = tf.constant(seed, tf.int64)
@@ -143,30 +147,42 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
             kind_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, step]), kind)
             return augment_lib.diff_augment(x, augment, kind_seed, offset, batch_size)
 
+        def for_loss(output):  # the seed's bce takes probabilities; hinge and ls take logits
+            return tf.sigmoid(output) if logits and loss == 'bce' else output
+
         for layer in normalized:
             layer.power_iteration()
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+        gen_tape = tf.GradientTape()
+        with gen_tape, tf.GradientTape() as disc_tape:
             generated_images = Generator(noise, training=True)
+            fake_images = augmented(generated_images, 2)
             if r1:
                 real_output, penalty = r1_penalties(Discriminator, augmented(images, 1), r1)
             else:
                 real_output = Discriminator(augmented(images, 1), training=True)
-            fake_output = Discriminator(augmented(generated_images, 2), training=True)
+            fake_output = Discriminator(fake_images, training=True)
             probabilities = [tf.sigmoid(real_output), tf.sigmoid(fake_output)] if logits \
                 else [real_output, fake_output]
-            if loss == 'bce':  # the seed's loss takes probabilities
-                real_output, fake_output = probabilities
-            gen_loss = generator_loss(fake_output, global_batch, loss)
-            disc_loss = discriminator_loss(real_output, fake_output, global_batch, loss)
+            disc_loss = discriminator_loss(for_loss(real_output), for_loss(fake_output),
+                                           global_batch, loss)
             if r1:
                 disc_loss += tf.nn.compute_average_loss(penalty, global_batch_size=global_batch)
             # loss scaling under fp16 (LossScaleOptimizer), identity otherwise
-            gen_scaled = G_opt.scale_loss(gen_loss)
             disc_scaled = D_opt.scale_loss(disc_loss)
-        gen_grads = gen_tape.gradient(gen_scaled, Generator.trainable_variables)
+            if not alternating:
+                gen_loss = generator_loss(for_loss(fake_output), global_batch, loss)
+                gen_scaled = G_opt.scale_loss(gen_loss)
         disc_grads = disc_tape.gradient(disc_scaled, Discriminator.trainable_variables)
+        if alternating:
+            D_opt.apply_gradients(zip(disc_grads, Discriminator.trainable_variables))
+            with gen_tape:  # the same generated images, through the updated D
+                gen_loss = generator_loss(
+                    for_loss(Discriminator(fake_images, training=True)), global_batch, loss)
+                gen_scaled = G_opt.scale_loss(gen_loss)
+        gen_grads = gen_tape.gradient(gen_scaled, Generator.trainable_variables)
         G_opt.apply_gradients(zip(gen_grads, Generator.trainable_variables))
-        D_opt.apply_gradients(zip(disc_grads, Discriminator.trainable_variables))
+        if not alternating:
+            D_opt.apply_gradients(zip(disc_grads, Discriminator.trainable_variables))
         return tf.stack([tf.reduce_sum(probabilities[0]) / batch_sum,
                          tf.reduce_sum(probabilities[1]) / batch_sum, gen_loss, disc_loss])
 

@@ -137,7 +137,8 @@ def main(_argv):
     import model
     generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
                                      settings.DisInSize, settings.noise_dim, settings.filters,
-                                     given=config.given(config.SHAPE_FLAGS))
+                                     given=config.given(config.SHAPE_FLAGS),
+                                     arch=settings.arch)
     name = os.path.basename(os.path.dirname(os.path.abspath(settings.model)))
     images, latents, (rows, cols), title, labels = draw(
         generator, settings.rows, settings.cols, settings.seed, settings.interpolate,

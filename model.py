@@ -16,6 +16,7 @@ from keras.layers import (
     Flatten,
     Input,
     LeakyReLU,
+    ReLU,
     Reshape,
 )
 
@@ -95,18 +96,29 @@ def normalized(x):
     return x / (keras.ops.sqrt(keras.ops.sum(x * x)) + 1e-12)
 
 
+def layer_options(arch):
+    """Keyword arguments of the convolutions and BatchNorms of an arch (config.ARCHS): Keras'
+    defaults for the seed's; for dcgan's, N(0, 0.02) kernels, BatchNorm scales N(1, 0.02) and no
+    biases (pytorch/examples' weights_init)."""
+    if arch == 'seed':
+        return {}, {}
+    return (dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02)),
+            dict(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02)))
+
+
 def spectral_layers(net):
     """The SpectralNorm layers of net, whose power_iteration() a train step calls once."""
     return [layer for layer in net.layers if isinstance(layer, SpectralNorm)]
 
 
 def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectral_norm=False,
-            logits=False):
+            logits=False, arch='seed'):
     """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
     filters is the last block's width (the seed's 1024), halved at each block before it;
     dropout the rate of its Dropout layers (the seed's 0.3). spectral_norm: every convolution and
     the dense layer spectrally normalized, and no BatchNorm (SN-DCGAN); logits: the output
-    before the sigmoid (for the hinge and least-squares losses and R1)."""
+    before the sigmoid (for the hinge and least-squares losses and R1); arch 'dcgan': LeakyReLU
+    0.2, no Dropout, no Dense layer, layer_options' weights."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -117,49 +129,56 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     # the normalization in float32 (the wrapped layer still computes in the mixed policy)
     weighted = (lambda layer: SpectralNorm(layer, dtype='float32')) if spectral_norm \
         else (lambda layer: layer)
+    seed = arch == 'seed'
+    conv, norm = layer_options(arch)
     x = inputs_x = Input([ImageSize, ImageSize, Channel])
     # the seed's 64x64 net: 128, 256, 512, 1024 filters; 32 drops the first block, 128 adds one
     widths = [filters // 2 ** i for i in reversed(range(blocks))]
     for i, f in enumerate(widths):
         # state size: (ImageSize / 2^(i+1)) x (ImageSize / 2^(i+1)) x f
-        x = weighted(Conv2D(f, (4, 4), strides=(2, 2), padding='same'))(x)
+        x = weighted(Conv2D(f, (4, 4), strides=(2, 2), padding='same', **conv))(x)
         if i > 0 and not spectral_norm:
-            x = BatchNormalization(synchronized=sync_bn)(x)
-        x = LeakyReLU()(x)
-        if i > 0:
+            x = BatchNormalization(synchronized=sync_bn, **norm)(x)
+        x = LeakyReLU(0.3 if seed else 0.2)(x)
+        if i > 0 and seed:
             x = Dropout(dropout)(x)
     # state size: 1x1x1
-    x = weighted(Conv2D(1, (4, 4), strides=(1, 1), padding='valid'))(x)
-    x = Dropout(dropout)(x)
+    x = weighted(Conv2D(1, (4, 4), strides=(1, 1), padding='valid', **conv))(x)
+    if seed:
+        x = Dropout(dropout)(x)
     x = Flatten()(x)
-    x = weighted(Dense(1))(x)
+    if seed:
+        x = weighted(Dense(1))(x)
     # the sigmoid in float32 so the probability is exact under mixed precision
     output = Activation('linear' if logits else 'sigmoid', dtype='float32')(x)
     return keras.Model(inputs_x, output, name='Discriminator')
 
 
-def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024):
+def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024, arch='seed'):
     """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]; filters is the
-    first block's width (the seed's 1024), halved at each block after it."""
+    first block's width (the seed's 1024), halved at each block after it; arch 'dcgan': ReLU and
+    layer_options' weights."""
     blocks = num_blocks(image_size)
     check_filters(filters, image_size)
+    conv, norm = layer_options(arch)
+    activation = LeakyReLU if arch == 'seed' else ReLU
     x = inputs_x = Input([noise_dim])
     x = Reshape((1, 1, noise_dim))(x)
 
     # state size: 4x4xfilters (the seed's 4x4x1024)
-    x = Conv2DTranspose(filters, (4, 4), strides=(1, 1), padding='valid')(x)
-    x = BatchNormalization(synchronized=sync_bn)(x)
-    x = LeakyReLU()(x)
+    x = Conv2DTranspose(filters, (4, 4), strides=(1, 1), padding='valid', **conv)(x)
+    x = BatchNormalization(synchronized=sync_bn, **norm)(x)
+    x = activation()(x)
 
     for i in range(1, blocks):
         # state size: 2^(i+2) x 2^(i+2) x filters / 2^i
-        x = Conv2DTranspose(filters // 2 ** i, (4, 4), strides=(2, 2), padding='same')(x)
-        x = BatchNormalization(synchronized=sync_bn)(x)
-        x = LeakyReLU()(x)
+        x = Conv2DTranspose(filters // 2 ** i, (4, 4), strides=(2, 2), padding='same', **conv)(x)
+        x = BatchNormalization(synchronized=sync_bn, **norm)(x)
+        x = activation()(x)
 
     # state size: image_size x image_size x Channel, computed in float32 under mixed precision
     output = Conv2DTranspose(Channel, (4, 4), strides=(2, 2), padding='same', activation='tanh',
-                             dtype='float32')(x)
+                             dtype='float32', **conv)(x)
     return keras.Model(inputs_x, output, name='Generator')
 
 
@@ -186,7 +205,7 @@ def save_network(net, path, what):
         f.write(buffer.getvalue())
 
 
-def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None):
+def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None, arch='seed'):
     """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it.
 
     given: the shape flags the user passed (None: all); for a .weights.h5 file the others come
@@ -200,18 +219,18 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
                          'again with python main.py --export_only and the run\'s flags, or use '
                          'its best/generator.keras.'.format(path))
     if path.endswith('.weights.h5') and given is not None:
-        channels, image_size, noise_dim, filters = saved_shape(
+        channels, image_size, noise_dim, filters, arch = saved_shape(
             path, given, dict(channels=channels, DisInSize=image_size, noise_dim=noise_dim,
-                              filters=filters))
+                              filters=filters, arch=arch))
     try:
         if path.endswith('.weights.h5'):
-            generator = Gen_Net(channels, noise_dim, image_size, filters=filters)
+            generator = Gen_Net(channels, noise_dim, image_size, filters=filters, arch=arch)
             generator.load_weights(path)
             return generator
         generator = keras.models.load_model(path, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
-                         '--DisInSize, --noise_dim and --filters of its training run.'.format(
+                         '--DisInSize, --noise_dim, --filters and --arch of its training run.'.format(
                              path, str(e).splitlines()[0][:200]))
     inputs, outputs = generator.input_shape, generator.output_shape
     if not isinstance(inputs, tuple) or len(inputs) != 2 or not isinstance(outputs, tuple) \
@@ -223,10 +242,11 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
 
 
 def saved_shape(path, given, shape):
-    """(channels, image size, noise_dim, filters) for a .weights.h5 file: the settings in given
-    as shape has them, the others from the flags.json of its run (run_files.saved_shape)."""
+    """(channels, image size, noise_dim, filters, arch) for a .weights.h5 file: the settings in
+    given as shape has them, the others from the flags.json of its run (run_files.saved_shape)."""
     values = run_files.saved_shape(path, [k for k in SHAPE_FLAGS if k not in given])
     if 'ImageType' in values:
         shape['channels'] = dataset.channels(values.pop('ImageType'))
     shape.update(values)
-    return shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters']
+    return (shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters'],
+            shape['arch'])

@@ -179,7 +179,8 @@ def read_saved_flags(flags_path, fix='restore it from a copy, or add --noresume 
 def saved_run_flags(files, current, shape_flags):
     """The flags the run of files was made with (its newest checkpoint's copy, which wins over a
     flags.json edited by hand, with a warning; flags.json where there is no checkpoint), or None
-    for a new run; refuses ones that shape other networks."""
+    for a new run; refuses ones that shape other networks. shape_flags: {name: the value of a
+    run saved before that flag existed}."""
     import checkpoints  # TensorFlow, which plot_logs.py (a RunFiles user) does without
     written = read_saved_flags(files.flags)
     saved = checkpoints.saved_flags(files.checkpoints)  # what the checkpoint was made with
@@ -196,7 +197,7 @@ def saved_run_flags(files, current, shape_flags):
                             'checkpoint\'s values', files.flags, '; '.join(edited))
     if saved is None:
         return None
-    made = {k: saved.get(k) for k in shape_flags}
+    made = {k: saved.get(k, shape_flags[k]) for k in shape_flags}
     wrong = [k for k in shape_flags if made[k] != current.get(k)]
     if wrong:
         raise UsageError('the checkpoint in {} was made with {}, which shape the networks: rerun '
@@ -210,8 +211,8 @@ def saved_shape(model_file, names):
     """The settings names (of those that shape a generator) from the flags.json of the run that
     wrote model_file, said in the log; {} when that file is missing or no names are asked."""
     flags_path = RunFiles.of_model_file(model_file).flags
-    saved = read_saved_flags(flags_path, 'pass the --ImageType, --DisInSize, --noise_dim and '
-                             '--filters of the run instead') if names else None
+    saved = read_saved_flags(flags_path, 'pass the --ImageType, --DisInSize, --noise_dim, '
+                             '--filters and --arch of the run instead') if names else None
     if saved is None:
         return {}
     values = {k: saved[k] for k in names if k in saved}

@@ -127,14 +127,15 @@ def build(c):
                 channels, c.DisInSize, c.noise_dim, c.lr if c.lr_G is None else c.lr_G,
                 steps_per_epoch, c.sync_bn, precision == 'fp16', step=step, filters=c.filters,
                 lr_D=c.lr_D, decay_epochs=decay_epochs, dropout=c.dropout,
-                spectral_norm=c.spectral_norm, logits=gan.needs_logits(c.loss, c.r1))
+                spectral_norm=c.spectral_norm, logits=gan.needs_logits(c.loss, c.r1),
+                arch=c.arch)
         except tf.errors.ResourceExhaustedError as e:
             raise UsageError('the networks\' weights do not fit in memory at --filters={} and '
                              '--noise_dim={} ({}): use smaller ones (the original\'s: 1024 and '
                              '100).'.format(c.filters, c.noise_dim, errors.short_text(e, 100)))
         sampled = ema_lib.SampledGenerator(
-            G, model.Gen_Net(channels, c.noise_dim, c.DisInSize, filters=c.filters), c.ema,
-            seed) if c.ema or c.standing_stats else None
+            G, model.Gen_Net(channels, c.noise_dim, c.DisInSize, filters=c.filters, arch=c.arch),
+            c.ema, seed) if c.ema or c.standing_stats else None
     noise = tf.Variable(tf.random.stateless_normal([16, c.noise_dim], seed=[seed, -1]),
                         trainable=False, name='fixed_noise')
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
@@ -148,7 +149,8 @@ def build(c):
     element_spec = epoch_batches(c, strategy, images, seed, steps_per_epoch, 0, 0).element_spec
     train_step = gan.make_train_step([G, D], [G_opt, D_opt], strategy, c.noise_dim, c.BATCH_SIZE,
                                      seed, element_spec, c.jit, augment,
-                                     sampled if c.ema else None, c.loss, c.r1)
+                                     sampled if c.ema else None, c.loss, c.r1,
+                                     c.update_order == 'alternating')
     return RunState(
         config=c, files=run_paths, stop=StopRequest(), strategy=strategy, chief=chief,
         precision=precision, current=current, saved=saved, seed=seed, augment=augment,

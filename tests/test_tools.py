@@ -135,10 +135,11 @@ def test_generate_from_weights_file(trained, G):
     from_weights = model.load_generator(weights, 1, 32, 100, filters=128)
     z = np.random.default_rng(1).standard_normal((3, 100))
     np.testing.assert_array_equal(generate.generate(from_weights, z), generate.generate(G, z))
-    for size, filters in ((64, 128), (32, 1024)):  # another size, or the seed's width
-        with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize, --noise_dim and '
-                           '--filters of its training run'):
-            model.load_generator(weights, 1, size, 100, filters)
+    # another size, the seed's width, or pytorch/examples' networks
+    for size, filters, arch in ((64, 128, 'seed'), (32, 1024, 'seed'), (32, 128, 'dcgan')):
+        with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize, --noise_dim, '
+                           '--filters and --arch of its training run'):
+            model.load_generator(weights, 1, size, 100, filters, arch=arch)
 
 
 def test_generate_bad_input(G):

@@ -59,6 +59,20 @@ RECIPES.update({
     'tuned+ttur+r1': dict(QUICK, r1=0.01),
     'tuned+ttur+ls': dict(QUICK, loss='ls'),
 })
+# pytorch/examples' differences from the seed, on top of the quick start's recipe: its networks,
+# its update order, both, and its recipe in this trainer (no TTUR), averaged
+DCGAN = dict(arch='dcgan')
+ALTERNATING = dict(update_order='alternating')
+RECIPES.update({
+    'tuned+ttur+dcgan': dict(QUICK, **DCGAN),
+    'tuned+ttur+alternating': dict(QUICK, **ALTERNATING),
+    'tuned+ttur+dcgan+alternating': dict(QUICK, **DCGAN, **ALTERNATING),
+    'tuned+dcgan+alternating': dict(TUNED, **DCGAN, **ALTERNATING),
+    'tuned+dcgan': dict(TUNED, **DCGAN),
+    'tuned+ttur+dcgan+r1': dict(QUICK, **DCGAN, r1=0.01),
+    'tuned+ttur+dcgan+sn': dict(QUICK, **DCGAN, spectral_norm=True),
+    'tuned+ttur+dcgan+augment': dict(QUICK, **DCGAN, **AUGMENT),
+})
 
 
 FLAGS = flags.FLAGS
