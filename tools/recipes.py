@@ -47,31 +47,30 @@ RECIPES = {
     'tuned': TUNED,
     'tuned+augment': dict(TUNED, **AUGMENT),
     'ttur': TTUR,
-    'tuned+ttur': dict(TUNED, **TTUR),  # the quick start's
+    'tuned+ttur': dict(TUNED, **TTUR),  # the previous quick start's
 }
-# the discriminator recipes of the literature on top of the quick start's: spectral norm (and no
+# the discriminator recipes of the literature on top of tuned+ttur: spectral norm (and no
 # BatchNorm) in D, the hinge loss with it (SN-GAN), R1 with gamma 0.01 (StyleGAN2-ADA's CIFAR-10
 # value; its heuristic 0.0002 * 32^2 / 32 gives 0.0064), least squares
-QUICK = RECIPES['tuned+ttur']
+TUNED_TTUR = RECIPES['tuned+ttur']
 RECIPES.update({
-    'tuned+ttur+sn': dict(QUICK, spectral_norm=True),
-    'tuned+ttur+sn+hinge': dict(QUICK, spectral_norm=True, loss='hinge'),
-    'tuned+ttur+r1': dict(QUICK, r1=0.01),
-    'tuned+ttur+ls': dict(QUICK, loss='ls'),
+    'tuned+ttur+sn': dict(TUNED_TTUR, spectral_norm=True),
+    'tuned+ttur+sn+hinge': dict(TUNED_TTUR, spectral_norm=True, loss='hinge'),
+    'tuned+ttur+r1': dict(TUNED_TTUR, r1=0.01),
+    'tuned+ttur+ls': dict(TUNED_TTUR, loss='ls'),
 })
-# pytorch/examples' differences from the seed, on top of the quick start's recipe: its networks,
-# its update order, both, and its recipe in this trainer (no TTUR), averaged
+# pytorch/examples' differences from the seed: its networks (with which --dropout has no layer to
+# act on), its update order, and its recipe in this trainer (D at G's rate), averaged; then what
+# might add to its networks
 DCGAN = dict(arch='dcgan')
 ALTERNATING = dict(update_order='alternating')
 RECIPES.update({
-    'tuned+ttur+dcgan': dict(QUICK, **DCGAN),
-    'tuned+ttur+alternating': dict(QUICK, **ALTERNATING),
-    'tuned+ttur+dcgan+alternating': dict(QUICK, **DCGAN, **ALTERNATING),
-    'tuned+dcgan+alternating': dict(TUNED, **DCGAN, **ALTERNATING),
+    'tuned+ttur+dcgan': dict(TUNED_TTUR, **DCGAN),  # the quick start's
+    'tuned+ttur+dcgan+alternating': dict(TUNED_TTUR, **DCGAN, **ALTERNATING),
     'tuned+dcgan': dict(TUNED, **DCGAN),
-    'tuned+ttur+dcgan+r1': dict(QUICK, **DCGAN, r1=0.01),
-    'tuned+ttur+dcgan+sn': dict(QUICK, **DCGAN, spectral_norm=True),
-    'tuned+ttur+dcgan+augment': dict(QUICK, **DCGAN, **AUGMENT),
+    'tuned+dcgan+alternating': dict(TUNED, **DCGAN, **ALTERNATING),
+    'tuned+ttur+dcgan+r1': dict(TUNED_TTUR, **DCGAN, r1=0.01),
+    'tuned+ttur+dcgan+augment': dict(TUNED_TTUR, **DCGAN, **AUGMENT),
 })
 
 
