@@ -141,8 +141,8 @@ class Training:
     lr_decay_epochs: str = setting('10,20,25', 'epochs after which both learning rates are divided '
                                    'by 10 (default 10,20,25, the original\'s); empty = constant')
     dropout: float = setting(
-        0.3, 'rate of the discriminator\'s Dropout layers (default 0.3, the original\'s; --arch=dcgan '
-        'has none); 0 let D learn faster and G draw better digits in docs/recipes.md',
+        0.3, 'rate of the discriminator\'s Dropout layers (default 0.3, the original\'s; '
+        '--arch=dcgan has none); 0 let D learn faster and G draw better digits in docs/recipes.md',
         check=(lambda v: 0 <= v < 1, '--dropout must be a rate from 0 to below 1'))
     loss: str = setting(
         'bce', 'GAN loss: bce (the original\'s binary cross-entropy on D\'s probability), hinge '

@@ -25,7 +25,8 @@ def test_dcgan_networks():
             if isinstance(layer, keras.layers.LeakyReLU)} == {0.2}
     assert not [v for net in (G, D) for v in net.trainable_variables if 'bias' in v.name]
     # N(0, 0.02) kernels, BatchNorm scales N(1, 0.02)
-    kernels = np.concatenate([v.numpy().ravel() for v in G.trainable_variables + D.trainable_variables
+    kernels = np.concatenate([v.numpy().ravel()
+                              for v in G.trainable_variables + D.trainable_variables
                               if 'kernel' in v.name])
     assert abs(kernels.std() - 0.02) < 0.001 and abs(kernels.mean()) < 0.001
     scales = np.concatenate([v.numpy() for v in D.trainable_variables if 'gamma' in v.name])
