@@ -111,6 +111,15 @@ class Shape:
         '0.02) kernels, no biases) (default seed)', choices=ARCHS)
 
 
+# the settings that shape a generator: a .weights.h5 file needs them (from flags.json, or given);
+# each with the value that a run saved before it existed had (its default)
+SHAPE_FLAGS = {f.name: f.default for f in dataclasses.fields(ImageTypeSetting)
+               + dataclasses.fields(Shape)}
+# the same, as a sentence for messages: '--ImageType, --DisInSize, ... and --arch'
+SHAPE_FLAG_LIST = ', '.join('--' + k for k in list(SHAPE_FLAGS)[:-1]) + ' and --' + list(
+    SHAPE_FLAGS)[-1]
+
+
 @dataclass(frozen=True)
 class Outputs:
     LOG_PATH: str = setting('logs/', 'folder for the CSV loss logs and TensorBoard (default logs/)',
@@ -249,7 +258,7 @@ class Metrics:
 class GeneratorFile:
     model: str = setting('', 'generator.keras written by main.py, or a Generator.weights.h5 file '
                          '(its shape flags come from the flags.json beside it, or from '
-                         '--ImageType, --DisInSize, --noise_dim, --filters and --arch)',
+                         + SHAPE_FLAG_LIST + ')',
                          path=True)
 
 
@@ -414,11 +423,6 @@ class PlotConfig(Plotting, PlotPath):
 class BenchConfig(Benchmark):
     """What bench.py times."""
 
-
-# the settings that shape a generator: a .weights.h5 file needs them (from flags.json, or given);
-# each with the value that a run saved before it existed had (its default)
-SHAPE_FLAGS = {f.name: f.default for f in dataclasses.fields(ImageTypeSetting)
-               + dataclasses.fields(Shape)}
 
 
 # ----------------------------------------------------------------------------- absl flags

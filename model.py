@@ -20,7 +20,7 @@ from keras.layers import (
     Reshape,
 )
 
-from config import SHAPE_FLAGS
+from config import SHAPE_FLAG_LIST, SHAPE_FLAGS
 import dataset
 from errors import UsageError
 import files
@@ -229,9 +229,9 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
             return generator
         generator = keras.models.load_model(path, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the --ImageType, '
-                         '--DisInSize, --noise_dim, --filters and --arch of its training '
-                         'run.'.format(path, str(e).splitlines()[0][:200]))
+        raise UsageError('cannot load {} ({}): with a .weights.h5 file pass the {} of its '
+                         'training run.'.format(path, str(e).splitlines()[0][:200],
+                                                SHAPE_FLAG_LIST))
     inputs, outputs = generator.input_shape, generator.output_shape
     if not isinstance(inputs, tuple) or len(inputs) != 2 or not isinstance(outputs, tuple) \
             or len(outputs) != 4:

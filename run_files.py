@@ -12,6 +12,7 @@ import time
 
 from absl import logging
 
+import config
 from errors import UsageError
 
 
@@ -211,8 +212,8 @@ def saved_shape(model_file, names):
     """The settings names (of those that shape a generator) from the flags.json of the run that
     wrote model_file, said in the log; {} when that file is missing or no names are asked."""
     flags_path = RunFiles.of_model_file(model_file).flags
-    saved = read_saved_flags(flags_path, 'pass the --ImageType, --DisInSize, --noise_dim, '
-                             '--filters and --arch of the run instead') if names else None
+    saved = read_saved_flags(flags_path, 'pass the {} of the run instead'.format(
+        config.SHAPE_FLAG_LIST)) if names else None
     if saved is None:
         return {}
     values = {k: saved[k] for k in names if k in saved}
