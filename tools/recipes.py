@@ -71,6 +71,17 @@ RECIPES.update({
     'tuned+dcgan+alternating': dict(TUNED, **DCGAN, **ALTERNATING),
     'tuned+ttur+dcgan+r1': dict(TUNED_TTUR, **DCGAN, r1=0.01),
     'tuned+ttur+dcgan+augment': dict(TUNED_TTUR, **DCGAN, **AUGMENT),
+    # the discriminator recipes again on the quick start's networks, and its rates doubled
+    'tuned+ttur+dcgan+sn': dict(TUNED_TTUR, **DCGAN, spectral_norm=True),
+    'tuned+ttur+dcgan+sn+hinge': dict(TUNED_TTUR, **DCGAN, spectral_norm=True, loss='hinge'),
+    'tuned+ttur+dcgan+ls': dict(TUNED_TTUR, **DCGAN, loss='ls'),
+    'tuned+ttur+dcgan+fast': dict(TUNED_TTUR, **DCGAN, lr=4e-4, lr_D=2e-4),
+    'tuned+ttur+dcgan+faster': dict(TUNED_TTUR, **DCGAN, lr=8e-4, lr_D=4e-4),
+    'tuned+ttur+dcgan+fast+r1': dict(TUNED_TTUR, **DCGAN, lr=4e-4, lr_D=2e-4, r1=0.01),
+    'tuned+ttur+dcgan+fast+augment': dict(TUNED_TTUR, **DCGAN, **AUGMENT, lr=4e-4, lr_D=2e-4),
+    # SN-GAN's rates: D at G's
+    'tuned+dcgan+sn': dict(TUNED, **DCGAN, spectral_norm=True),
+    'tuned+dcgan+sn+hinge': dict(TUNED, **DCGAN, spectral_norm=True, loss='hinge'),
 })
 
 
