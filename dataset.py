@@ -22,7 +22,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 # the README's quick start: real digits, no download, a few minutes on a laptop's CPU
 QUICK_START = ('main.py', '--ImageType=digits', '--DisInSize=32', '--filters=256',
                '--BATCH_SIZE=32', '--epochs=30', '--arch=dcgan', '--lr_decay_epochs=',
-               '--ema=0.999', '--lr=4e-4', '--lr_D=2e-4', '--steps_per_loop=4')
+               '--ema=0.999', '--lr=4e-4', '--lr_D=2e-4', '--r1=0.01', '--steps_per_loop=4')
 
 
 def crops_bbox(image_type, bbox):

@@ -47,7 +47,7 @@ def digits_run(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp('digits_run'))
     settings = quick_start_settings(epochs=1, steps_per_epoch=4, bbox=True)
     assert settings['filters'] == 256 and settings['ema'] == 0.999 \
-        and settings['lr'] == 4e-4 and settings['lr_D'] == 2e-4
+        and settings['lr'] == 4e-4 and settings['lr_D'] == 2e-4 and settings['r1'] == 0.01
     return folder, train_in_process(folder, **settings)
 
 

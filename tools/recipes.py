@@ -4,7 +4,7 @@ several seeds each, the same number of steps for every recipe. After every epoch
 are scored in a digit classifier's features (tools/digit_features.py) against the 1,500
 training digits and against the 297 held-out digits that neither network learned from.
 
-Run from the repository root: python -m tools.recipes (a run took 10 to 20 minutes on 2 CPU
+Run from the repository root: python -m tools.recipes (a run took 4 to 20 minutes on 2 CPU
 cores shared with other runs; runs already finished in --work_dir are read, not trained again,
 so it can be stopped and rerun, and two processes with different --seeds or --recipes share the
 work). --report only reads.
