@@ -242,9 +242,10 @@ def draw(found, floors, path):
                 continue
             runs = np.array(found[(data, name)]['held-out'])
             epochs = np.arange(1, runs.shape[1] + 1)
-            color = 'C{}'.format(index % 10)  # a recipe has the same colour in both panels
-            ax.plot(epochs, runs.mean(axis=0), color=color, label='{} ({} seed{})'.format(
-                name, len(runs), 's' if len(runs) > 1 else ''))
+            # a recipe has the same colour and line in both panels; past 10 colours, dashed
+            color, line = 'C{}'.format(index % 10), '-' if index < 10 else '--'
+            ax.plot(epochs, runs.mean(axis=0), color=color, linestyle=line,
+                    label='{} ({} seed{})'.format(name, len(runs), 's' if len(runs) > 1 else ''))
             ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.15, color=color)
         ax.axhline(floors['held-out'], color='grey', linestyle=':', label='real digits (floor)')
         ax.set_yscale('log')
