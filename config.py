@@ -116,8 +116,8 @@ class Shape:
 SHAPE_FLAGS = {f.name: f.default for f in dataclasses.fields(ImageTypeSetting)
                + dataclasses.fields(Shape)}
 # the same, as a sentence for messages: '--ImageType, --DisInSize, ... and --arch'
-SHAPE_FLAG_LIST = ', '.join('--' + k for k in list(SHAPE_FLAGS)[:-1]) + ' and --' + list(
-    SHAPE_FLAGS)[-1]
+_SHAPE_NAMES = ['--' + name for name in SHAPE_FLAGS]
+SHAPE_FLAG_LIST = ', '.join(_SHAPE_NAMES[:-1]) + ' and ' + _SHAPE_NAMES[-1]
 
 
 @dataclass(frozen=True)
@@ -422,7 +422,6 @@ class PlotConfig(Plotting, PlotPath):
 @dataclass(frozen=True)
 class BenchConfig(Benchmark):
     """What bench.py times."""
-
 
 
 # ----------------------------------------------------------------------------- absl flags

@@ -64,6 +64,8 @@ RECIPES.update({
 # might add to its networks
 DCGAN = dict(arch='dcgan')
 ALTERNATING = dict(update_order='alternating')
+# both rates of tuned+ttur doubled, D still at half G's (the quick start's, with R1)
+FAST = dict(lr=4e-4, lr_D=2e-4)
 RECIPES.update({
     'tuned+ttur+dcgan': dict(TUNED_TTUR, **DCGAN),  # the quick start's
     'tuned+ttur+dcgan+alternating': dict(TUNED_TTUR, **DCGAN, **ALTERNATING),
@@ -75,10 +77,10 @@ RECIPES.update({
     'tuned+ttur+dcgan+sn': dict(TUNED_TTUR, **DCGAN, spectral_norm=True),
     'tuned+ttur+dcgan+sn+hinge': dict(TUNED_TTUR, **DCGAN, spectral_norm=True, loss='hinge'),
     'tuned+ttur+dcgan+ls': dict(TUNED_TTUR, **DCGAN, loss='ls'),
-    'tuned+ttur+dcgan+fast': dict(TUNED_TTUR, **DCGAN, lr=4e-4, lr_D=2e-4),
+    'tuned+ttur+dcgan+fast': dict(TUNED_TTUR, **DCGAN, **FAST),
     'tuned+ttur+dcgan+faster': dict(TUNED_TTUR, **DCGAN, lr=8e-4, lr_D=4e-4),
-    'tuned+ttur+dcgan+fast+r1': dict(TUNED_TTUR, **DCGAN, lr=4e-4, lr_D=2e-4, r1=0.01),
-    'tuned+ttur+dcgan+fast+augment': dict(TUNED_TTUR, **DCGAN, **AUGMENT, lr=4e-4, lr_D=2e-4),
+    'tuned+ttur+dcgan+fast+r1': dict(TUNED_TTUR, **DCGAN, **FAST, r1=0.01),
+    'tuned+ttur+dcgan+fast+augment': dict(TUNED_TTUR, **DCGAN, **AUGMENT, **FAST),
     # SN-GAN's rates: D at G's
     'tuned+dcgan+sn': dict(TUNED, **DCGAN, spectral_norm=True),
     'tuned+dcgan+sn+hinge': dict(TUNED, **DCGAN, spectral_norm=True, loss='hinge'),
