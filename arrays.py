@@ -16,21 +16,35 @@ CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 
 
 def keras_download(module, name, fix):
-    """The training images of keras.datasets.{module}, or one error saying how to do without."""
+    """The training images and labels of keras.datasets.{module}, or one error saying how to do
+    without."""
     import keras
     try:
-        (train_x, _), _ = getattr(keras.datasets, module).load_data()
+        (train_x, train_y), _ = getattr(keras.datasets, module).load_data()
     except Exception as e:  # any network or cache failure
         raise UsageError('could not download {} ({}): {}, or try --ImageType=digits, which needs '
                          'no download.'.format(name, type(e).__name__, fix))
-    return train_x
+    return train_x, train_y.reshape(-1)
 
 
-def read_mnist_npz(path):
-    """Return the uint8 training digits [N, 28, 28] of an mnist.npz in Keras' layout."""
+def checked_labels(path, labels, count):
+    """A dataset's class labels as int64 [count]; UsageError when they are not one whole
+    number from 0 per image."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != count or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise UsageError('{}: y_train holds {} values of {}, not a class 0, 1, ... for each of '
+                         'its {} images: --conditional needs them.'.format(
+                             path, len(labels), labels.dtype, count))
+    return labels.astype(np.int64)
+
+
+def read_mnist_npz(path, labels=False):
+    """Return the uint8 training digits [N, 28, 28] of an mnist.npz in Keras' layout (with labels:
+    and their classes [N])."""
     if path is None:
-        return keras_download('mnist', 'MNIST', 'download mnist.npz elsewhere and pass '
+        x, y = keras_download('mnist', 'MNIST', 'download mnist.npz elsewhere and pass '
                               '--mnist_path=/path/to/mnist.npz')
+        return (x, y) if labels else x
     if not os.path.isfile(path):
         raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
                          'mnist.npz, or leave it empty to download MNIST.'.format(path))
@@ -41,7 +55,7 @@ def read_mnist_npz(path):
                 raise UsageError('{} is not in the mnist.npz layout: it lacks {}; it needs the '
                                  'arrays x_train, y_train, x_test and y_test.'.format(
                                      path, ', '.join(sorted(missing))))
-            train_x = data['x_train']
+            train_x, train_y = data['x_train'], data['y_train']
     except UsageError:
         raise
     except Exception as e:
@@ -50,18 +64,21 @@ def read_mnist_npz(path):
     if train_x.ndim != 3 or train_x.shape[0] == 0:
         raise UsageError('{}: x_train has shape {}, expected [N, 28, 28] digits.'.format(
             path, train_x.shape))
-    return train_x
+    return (train_x, checked_labels(path, train_y, len(train_x))) if labels else train_x
 
 
-def read_digits():
-    """scikit-learn's 1,797 real handwritten digits (UCI, 8x8) as uint8 [N, 28, 28] MNIST-like fields."""
+def read_digits(labels=False):
+    """scikit-learn's 1,797 real handwritten digits (UCI, 8x8) as uint8 [N, 28, 28] MNIST-like
+    fields (with labels: and their classes [N])."""
     from sklearn.datasets import load_digits
-    digits = load_digits().images.astype(np.float32)[..., None] * (255.0 / 16.0)
+    data = load_digits()
+    digits = data.images.astype(np.float32)[..., None] * (255.0 / 16.0)
     # up-sampled to 20x20 and centred with the 4-pixel margin of MNIST's 28x28 fields
     import tensorflow as tf
     digits = tf.image.resize(digits, [20, 20], method='bicubic')
     digits = tf.pad(digits, [[0, 0], [4, 4], [4, 4], [0, 0]])
-    return np.clip(np.round(digits.numpy()[..., 0]), 0, 255).astype(np.uint8)
+    digits = np.clip(np.round(digits.numpy()[..., 0]), 0, 255).astype(np.uint8)
+    return (digits, data.target.astype(np.int64)) if labels else digits
 
 
 class CifarBatchUnpickler(pickle.Unpickler):
@@ -78,29 +95,34 @@ class CifarBatchUnpickler(pickle.Unpickler):
 
 
 def cifar_batch_rows(tar, member):
-    """The [N, 3072] uint8 rows of one batch file of either official tarball, read as plain data:
-    the binary version's records of a label byte and 3,072 pixel bytes, or the python version's
-    dict through CifarBatchUnpickler."""
+    """The [N, 3072] uint8 rows and [N] labels of one batch file of either official tarball, read
+    as plain data: the binary version's records of a label byte and 3,072 pixel bytes, or the
+    python version's dict through CifarBatchUnpickler."""
     data = tar.extractfile(member).read()
     if member.endswith('.bin'):
         if len(data) % 3073:
             raise ValueError('{} is {} bytes, not whole records of 3,073'.format(member, len(data)))
-        return np.frombuffer(data, np.uint8).reshape(-1, 3073)[:, 1:]
+        records = np.frombuffer(data, np.uint8).reshape(-1, 3073)
+        return records[:, 1:], records[:, 0].astype(np.int64)
     batch = CifarBatchUnpickler(io.BytesIO(data), encoding='bytes').load()
     rows = batch.get(b'data') if isinstance(batch, dict) else None
     if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 \
             or rows.shape[1] != 3072:
         raise ValueError('{} holds no [N, 3072] uint8 data array'.format(member))
-    return rows
+    labels = np.asarray(batch.get(b'labels', []), np.int64)
+    if len(labels) != len(rows):
+        raise ValueError('{} holds {} labels for {} images'.format(member, len(labels), len(rows)))
+    return rows, labels
 
 
-def read_cifar10(path):
-    """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3]: from the official
-    cifar-10-python.tar.gz or cifar-10-binary.tar.gz, an npz in Keras' layout (no pickled
-    objects), or (path None) Keras' download. Nothing in the file is run."""
+def read_cifar10(path, labels=False):
+    """CIFAR-10's 50,000 uint8 training images [N, 32, 32, 3] (with labels: and their classes
+    [N]): from the official cifar-10-python.tar.gz or cifar-10-binary.tar.gz, an npz in Keras'
+    layout (no pickled objects), or (path None) Keras' download. Nothing in the file is run."""
     if path is None:
-        return keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
+        x, y = keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
                               '--cifar_path=/path/to/cifar-10-python.tar.gz'.format(CIFAR_URL))
+        return (x, y) if labels else x
     if not os.path.isfile(path):
         raise UsageError('--cifar_path {} does not exist: give the official '
                          'cifar-10-python.tar.gz or an npz with x_train, or leave it empty to '
@@ -112,6 +134,7 @@ def read_cifar10(path):
                     raise UsageError('{} has no x_train array: it needs Keras\' layout '
                                      '(x_train, y_train, x_test, y_test).'.format(path))
                 train_x = data['x_train']
+                train_y = data['y_train'] if 'y_train' in data.files else None
         else:
             with tarfile.open(path) as tar:
                 batches = sorted(m for m in tar.getnames()
@@ -121,8 +144,9 @@ def read_cifar10(path):
                                      'cifar-10-batches-bin/data_batch_*.bin) files: is it the '
                                      'python or binary version of CIFAR-10 ({})?'.format(
                                          path, CIFAR_URL))
-                rows = [cifar_batch_rows(tar, m) for m in batches]
+                rows, classes = zip(*[cifar_batch_rows(tar, m) for m in batches])
             train_x = np.concatenate(rows).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            train_y = np.concatenate(classes)
     except UsageError:
         raise
     except Exception as e:
@@ -131,4 +155,6 @@ def read_cifar10(path):
     if train_x.ndim != 4 or train_x.shape[1:] != (32, 32, 3) or not len(train_x):
         raise UsageError('{}: the training images have shape {}, expected [N, 32, 32, 3].'.format(
             path, train_x.shape))
-    return train_x
+    if not labels:
+        return train_x
+    return train_x, checked_labels(path, [] if train_y is None else train_y, len(train_x))

@@ -23,6 +23,7 @@ PRECISIONS = list(POLICIES) + ['auto']
 LOSSES = ['bce', 'hinge', 'ls']  # gan.discriminator_losses and generator_losses
 ARCHS = ['seed', 'dcgan']  # model.Gen_Net and Dis_Net
 UPDATE_ORDERS = ['simultaneous', 'alternating']  # gan.make_train_step
+CONDITIONINGS = ['concat', 'projection']  # model.Gen_Net and Dis_Net with --conditional
 
 # the feature models of the FID: Keras' InceptionV3 weights and TTUR's 2015 Inception graph
 INCEPTION_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
@@ -34,11 +35,18 @@ GRAPH_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015
 PARTITION_CHOICES = list(records.PARTITIONS) + ['all']
 
 
-def setting(default, help, choices=None, lower=None, upper=None, check=None, path=False):
+def setting(default, help, choices=None, lower=None, upper=None, check=None, path=False,
+            flag=None):
     """One setting: its default, its help (units and default), and what values it takes: choices,
-    bounds, or check = (predicate, message); path: ~ and $VARS in it are expanded."""
+    bounds, or check = (predicate, message); path: ~ and $VARS in it are expanded; flag: its flag's
+    name where that is not the field's (a Python keyword: --class)."""
     return dataclasses.field(default=default, metadata=dict(
-        help=help, choices=choices, lower=lower, upper=upper, check=check, path=path))
+        help=help, choices=choices, lower=lower, upper=upper, check=check, path=path, flag=flag))
+
+
+def flag_name(field):
+    """The absl flag of a setting."""
+    return field.metadata['flag'] or field.name
 
 
 def positive(name):
@@ -109,6 +117,24 @@ class Shape:
         'Dense layer in D, Keras\' default initialisation) or dcgan (Radford et al. 2016 and '
         'pytorch/examples\': ReLU in G, LeakyReLU 0.2 in D, no Dropout and no Dense layer, N(0, '
         '0.02) kernels, no biases) (default seed)', choices=ARCHS)
+    conditional: bool = setting(
+        False, 'train G and D on the labels of the data, to draw the class asked for: digits\', '
+        'MNIST\'s and CIFAR-10\'s classes, a converted folder\'s subfolders, or with CelebA types '
+        'the --attributes; evaluate.py and generate.py read it from the run\'s flags.json with a '
+        '.weights.h5 file (default False)')
+    conditioning: str = setting(
+        'projection', 'how the condition enters the networks with --conditional: projection '
+        '(conditional BatchNorm in G, a projection discriminator: Miyato & Koyama 2018) or concat '
+        '(concatenated to the noise and to D\'s last features) (default projection; '
+        'docs/recipes.md compares them)', choices=CONDITIONINGS)
+
+
+@dataclass(frozen=True)
+class Attributes:
+    attributes: str = setting(
+        '', 'CelebA attributes, a comma list of the 40 names of list_attr_celeba.txt: main.py '
+        '--conditional conditions on them (e.g. Male,Smiling,Eyeglasses); generate.py draws them '
+        'on, or off with a - (e.g. Male,-Smiling; the others at random) (default: none)')
 
 
 # the settings that shape a generator: a .weights.h5 file needs them (from flags.json, or given);
@@ -118,6 +144,10 @@ SHAPE_FLAGS = {f.name: f.default for f in dataclasses.fields(ImageTypeSetting)
 # the same, as a sentence for messages: '--ImageType, --DisInSize, ... and --arch'
 _SHAPE_NAMES = ['--' + name for name in SHAPE_FLAGS]
 SHAPE_FLAG_LIST = ', '.join(_SHAPE_NAMES[:-1]) + ' and ' + _SHAPE_NAMES[-1]
+
+
+# the settings that shape the networks of a run: a resumed run keeps them
+RUN_SHAPE_FLAGS = dict(SHAPE_FLAGS, attributes='')
 
 
 @dataclass(frozen=True)
@@ -269,6 +299,14 @@ class LatentSeed:
 
 
 @dataclass(frozen=True)
+class ChosenClass:
+    class_name: str = setting(
+        '', 'with a conditional generator: the class to draw, by name (7, ship, a subfolder\'s name) '
+        'or index; two, e.g. 3,8, with --interpolate: walks from one to the other at fixed latents '
+        '(default: a row of every class)', flag='class')
+
+
+@dataclass(frozen=True)
 class Evaluation:
     num_samples: int = setting(
         10000, 'generated images to measure (default 10,000; the published FID protocol uses '
@@ -382,7 +420,7 @@ class DataChoice:
 
 
 @dataclass(frozen=True)
-class TrainConfig(Precision, Metrics, Training, PlotPath, Outputs, Shape, ArrayFiles,
+class TrainConfig(Precision, Metrics, Training, PlotPath, Outputs, Attributes, Shape, ArrayFiles,
                   ImageTypeSetting, Records, CelebaRoot, DataChoice):
     """Everything one training run depends on (main.py)."""
 
@@ -397,6 +435,17 @@ class TrainConfig(Precision, Metrics, Training, PlotPath, Outputs, Shape, ArrayF
         """The seed's SaveName, e.g. MNIST-False or img_celeba-True (a folder's: its name)."""
         return self.source.name
 
+    @property
+    def condition(self):
+        """The conditions.Condition that --conditional trains on (None without it)."""
+        if not self.conditional:
+            if self.attributes:
+                from errors import UsageError
+                raise UsageError('--attributes={} conditions a run only with --conditional: add '
+                                 'it.'.format(self.attributes))
+            return None
+        return self.source.condition(self.attributes)
+
 
 @dataclass(frozen=True)
 class EvalConfig(Evaluation, LatentSeed, Precision, Metrics, Shape, ArrayFiles, Records,
@@ -405,7 +454,8 @@ class EvalConfig(Evaluation, LatentSeed, Precision, Metrics, Shape, ArrayFiles, 
 
 
 @dataclass(frozen=True)
-class SampleConfig(Sampling, LatentSeed, Shape, ImageTypeSetting, GeneratorFile):
+class SampleConfig(Sampling, ChosenClass, Attributes, LatentSeed, Shape, ImageTypeSetting,
+                   GeneratorFile):
     """What one call of generate.py draws."""
 
 
@@ -433,27 +483,27 @@ def define_flags(config_class, module_name, flag_values=flags.FLAGS):
     if module_name == '__main__':
         module_name = sys.argv[0]  # as absl names the main module
     for field in dataclasses.fields(config_class):
-        meta = field.metadata
-        if field.name in flag_values:
-            if flag_values[field.name].help != meta['help']:
-                raise ValueError('--{} is already defined as another setting'.format(field.name))
+        meta, name = field.metadata, flag_name(field)
+        if name in flag_values:
+            if flag_values[name].help != meta['help']:
+                raise ValueError('--{} is already defined as another setting'.format(name))
             continue
         args = dict(flag_values=flag_values, module_name=module_name)
         kind = kind_of(field)
         if meta['choices']:
-            flags.DEFINE_enum(field.name, field.default, meta['choices'], meta['help'], **args)
+            flags.DEFINE_enum(name, field.default, meta['choices'], meta['help'], **args)
         elif kind is bool:
-            flags.DEFINE_boolean(field.name, field.default, meta['help'], **args)
+            flags.DEFINE_boolean(name, field.default, meta['help'], **args)
         elif kind is tuple:
-            flags.DEFINE_list(field.name, list(field.default), meta['help'], **args)
+            flags.DEFINE_list(name, list(field.default), meta['help'], **args)
         else:
             define = flags.DEFINE_integer if kind is int else (
                 flags.DEFINE_float if kind is float else flags.DEFINE_string)
             bounds = dict(lower_bound=meta['lower'], upper_bound=meta['upper']) \
                 if kind in (int, float) else {}
-            define(field.name, field.default, meta['help'], **bounds, **args)
+            define(name, field.default, meta['help'], **bounds, **args)
         if meta['check']:
-            flags.register_validator(field.name, meta['check'][0], meta['check'][1],
+            flags.register_validator(name, meta['check'][0], meta['check'][1],
                                      flag_values=flag_values)
 
 
@@ -467,7 +517,7 @@ def from_flags(config_class, flag_values=flags.FLAGS):
     """The config value of the parsed flags, with ~ and $VARS in path settings expanded."""
     values = {}
     for field in dataclasses.fields(config_class):
-        value = flag_values[field.name].value
+        value = flag_values[flag_name(field)].value
         if field.metadata['path']:
             value = files.expand_path(value)
         elif kind_of(field) is tuple:

@@ -11,6 +11,13 @@ CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
 CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
 # the eval CSV of --eval_every (evaluate.py's metrics)
 EVAL_COLUMNS = ('epoch', 'FID', 'KID', 'precision', 'recall', 'IS', 'seconds')
+# a conditional run's: its conditional accuracy too
+CONDITIONAL_EVAL_COLUMNS = EVAL_COLUMNS + ('accuracy',)
+
+
+def eval_columns(condition):
+    """The eval CSV's columns of a run with this condition (None: unconditional)."""
+    return EVAL_COLUMNS if condition is None else CONDITIONAL_EVAL_COLUMNS
 
 
 def csv_format(width):
@@ -34,6 +41,8 @@ def read_csv(path, columns=CSV_COLUMNS):
     header = ','.join(columns)
     if not lines[0].strip():
         raise UsageError('{} is empty: it has no header; was the run started?'.format(path))
+    if columns == EVAL_COLUMNS and lines[0].strip() == ','.join(CONDITIONAL_EVAL_COLUMNS):
+        columns, header = CONDITIONAL_EVAL_COLUMNS, lines[0].strip()  # a conditional run's
     if lines[0].strip() != header:
         raise UsageError('{} has header "{}", expected "{}": is it a {} CSV from '
                          'main.py?'.format(path, lines[0].strip(), header, kind))

@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from arrays import read_cifar10, read_digits, read_mnist_npz
+import conditions
 import errors
 from errors import UsageError
 import records
@@ -31,6 +32,18 @@ def crops_bbox(image_type, bbox):
 
 
 # ----------------------------------------------------------------------------- MNIST
+
+def on_images(fn):
+    """fn applied to the image of a dataset element, which is an image or (image, condition)."""
+    return lambda x, *condition: (fn(x),) + condition if condition else fn(x)
+
+
+def with_conditions(images, vectors):
+    """Unbatched images, each with its condition vector (float32 [C]) when vectors are given."""
+    if vectors is None:
+        return images
+    return tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(vectors))
+
 
 def digits_like_mnist(train_x, size):
     """uint8 digits [N, 28, 28] brought to [size, size, 1] as the seed does (resize_with_pad), in [-1, 1]."""
@@ -208,8 +221,9 @@ def crop_and_resize(encoded, bbox, image_type, crop_bbox, size):
 
 
 def to_unit_range(images):
-    """uint8 images -> float32 in [-1, 1], as the decoders give them."""
-    return images.map(lambda x: (tf.cast(x, tf.float32) - 127.5) / 127.5,
+    """uint8 images (with their conditions, if any) -> float32 in [-1, 1], as the decoders give
+    them."""
+    return images.map(on_images(lambda x: (tf.cast(x, tf.float32) - 127.5) / 127.5),
                       num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
@@ -219,11 +233,14 @@ def load_folder(tfrecord_dir, size, uint8=False):
     return load_celeba(tfrecord_dir, 'train', FOLDER, False, size, uint8=uint8)
 
 
-def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uint8=False):
+def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uint8=False,
+                labels=None):
     """CelebA images of one partition ('all' = train+val+test) as [size, size, 3] in [-1, 1].
 
     Records converted with --image_size equal to size give their stored images without decoding;
     with uint8=True those come as uint8 (for caching before to_unit_range), others as float32.
+    labels: a function from a batch of serialised records to their condition vectors; each
+    image then comes with its own.
     """
     if image_type not in RECORD_TYPES:
         raise UsageError('unknown CelebA image type {}; use one of {}'.format(
@@ -236,8 +253,8 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uin
         logging.info('Using the %dx%d images stored in the records of %s (no decoding)', size,
                      size, tfrecord_dir)
         # vectorised: a batch of records parsed and decoded at once
-        images = read_records(files).batch(256).map(
-            lambda batch: records.parse_preresized(batch, raw_key, size),
+        images = read_records(files, labels).batch(256).map(
+            on_images(lambda batch: records.parse_preresized(batch, raw_key, size)),
             num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
         return images if uint8 else to_unit_range(images)
     stored = records.preresized_kinds(keys, image_type)
@@ -264,17 +281,24 @@ def load_celeba(tfrecord_dir, partition, image_type, bbox, size, files=None, uin
         encoded, box = records.parse_image(raw, image_type, crop_bbox)
         return decode_celeba(encoded, box, image_type, crop_bbox, size)
 
-    return read_records(files).map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return read_records(files, labels).map(on_images(parse), num_parallel_calls=AUTOTUNE,
+                                           deterministic=True)
 
 
-def read_records(files):
-    """The serialised records of files, read in parallel and in a fixed order."""
+def read_records(files, labels=None):
+    """The serialised records of files, read in parallel and in a fixed order; with labels (a
+    function of a batch of records), each record with its condition vector."""
     if len(files) == 1:
-        return tf.data.TFRecordDataset(files[0], buffer_size=8 << 20)
-    return tf.data.Dataset.from_tensor_slices(files).interleave(
-        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
-        cycle_length=min(len(files), 16), block_length=1,
-        num_parallel_calls=AUTOTUNE, deterministic=True)
+        raw = tf.data.TFRecordDataset(files[0], buffer_size=8 << 20)
+    else:
+        raw = tf.data.Dataset.from_tensor_slices(files).interleave(
+            lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+            cycle_length=min(len(files), 16), block_length=1,
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    if labels is None:
+        return raw
+    return raw.batch(256).map(lambda batch: (batch, labels(batch)), num_parallel_calls=AUTOTUNE,
+                              deterministic=True).unbatch()
 
 
 def file_identity(path):
@@ -308,9 +332,23 @@ class DataSource:
         """The seed's SaveName, e.g. MNIST-False or img_celeba-True."""
         return '{}-{}'.format(self.image_type, self.crop_bbox)
 
-    def load(self, uint8=False):
+    def load(self, uint8=False, condition=None):
         """The unbatched images and how many there are; with uint8, records preresized for
-        this size come as uint8 (to cache them before to_unit_range)."""
+        this size come as uint8 (to cache them before to_unit_range); with a
+        conditions.Condition, each image comes with its condition vector: (image, float32 [C])."""
+        raise NotImplementedError
+
+    def condition(self, attributes=''):
+        """The conditions.Condition of --conditional on this data (--attributes: a comma list,
+        for CelebA); UsageError where the data has no labels."""
+        if attributes:
+            raise UsageError('--attributes={} is for CelebA\'s image types; --ImageType={} is '
+                             'conditioned on its classes: drop --attributes.'.format(
+                                 attributes, self.image_type))
+        return conditions.Condition(conditions.CLASS, self.class_names())
+
+    def class_names(self):
+        """The names of this data's classes."""
         raise NotImplementedError
 
     def read_error(self, error):
@@ -337,13 +375,21 @@ class DataSource:
 class ArraySource(DataSource):
     """Images held whole in memory (MNIST, digits, CIFAR-10)."""
 
-    def load(self, uint8=False):
+    def load(self, uint8=False, condition=None):
         images = self.images()
-        return images, int(images.cardinality())
+        vectors = None if condition is None else condition.vectors(self.labels())
+        return with_conditions(images, vectors), int(images.cardinality())
 
     def images(self):
         """The unbatched float32 images in [-1, 1]."""
         raise NotImplementedError
+
+    def labels(self):
+        """The class of each image, int64 [N]."""
+        raise NotImplementedError
+
+    def class_names(self):
+        return conditions.class_names(self.image_type, int(self.labels().max()) + 1)
 
     def data_identity(self):
         return '{} {}'.format(self.image_type, file_identity(self.array_path)
@@ -362,12 +408,18 @@ class Mnist(ArraySource):
     def images(self):
         return load_mnist(self.array_path or None, self.size)
 
+    def labels(self):
+        return read_mnist_npz(self.array_path or None, labels=True)[1]
+
 
 class Digits(ArraySource):
     channels = 1
 
     def images(self):
         return load_digits(self.size)
+
+    def labels(self):
+        return read_digits(labels=True)[1]
 
     def data_identity(self):
         import sklearn
@@ -377,6 +429,9 @@ class Digits(ArraySource):
 class Cifar10(ArraySource):
     def images(self):
         return load_cifar10(self.array_path, self.size)
+
+    def labels(self):
+        return read_cifar10(self.array_path or None, labels=True)[1]
 
 
 class RecordSource(DataSource):
@@ -391,7 +446,7 @@ class RecordSource(DataSource):
         """The record files this source reads."""
         return partition_files(self.tfrecord_dir, self.read_partition)
 
-    def load(self, uint8=False):
+    def load(self, uint8=False, condition=None):
         if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
             raise UsageError('no records given: convert CelebA or a folder of pictures first ({} '
                              '--DatasetPath=... --TFRecordPath=records/NAME) and pass '
@@ -403,9 +458,14 @@ class RecordSource(DataSource):
                      self.tfrecord_dir)
         files = self.record_files()
         check_shards(self.tfrecord_dir, PARTITIONS if partition == 'all' else (partition,))
+        labels = None if condition is None else self.label_reader(condition, files)
         images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
-                             files=files, uint8=uint8)
+                             files=files, uint8=uint8, labels=labels)
         return images, celeba_size(self.tfrecord_dir, partition)
+
+    def label_reader(self, condition, files):
+        """The function from a batch of serialised records to their condition vectors."""
+        raise NotImplementedError
 
     def data_identity(self):
         return '{} {} {}'.format(self.image_type, self.partition,
@@ -420,6 +480,24 @@ class Celeba(RecordSource):
     def crop_bbox(self):
         return crops_bbox(self.image_type, self.bbox)
 
+    def condition(self, attributes=''):
+        if not attributes:
+            raise UsageError('--conditional on CelebA needs the attributes to draw: add e.g. '
+                             '--attributes=Male,Smiling,Eyeglasses (any of {}).'.format(
+                                 ', '.join(records.CELEBA_ATTRIBUTES)))
+        return conditions.attribute_condition(
+            [a.strip() for a in attributes.split(',') if a.strip()], records.CELEBA_ATTRIBUTES)
+
+    def label_reader(self, condition, files):
+        key = records.ANNOTATIONS['attr'][0]
+        if key not in first_example(files).features.feature:
+            raise UsageError('the records in {} hold no attributes (list_attr_celeba.txt was not '
+                             'converted): reconvert with it present to train with '
+                             '--conditional.'.format(self.tfrecord_dir))
+        indices = [records.CELEBA_ATTRIBUTES.index(name) for name in condition.names]
+        return lambda batch: tf.gather(records.parse_labels(batch, key, records.NUM_ATTRS),
+                                       indices, axis=1)
+
 
 class Folder(RecordSource):
     """A converted folder of pictures: all in its train partition, named after its folder."""
@@ -433,8 +511,29 @@ class Folder(RecordSource):
         """records/my_images -> my_images-False."""
         return '{}-False'.format(os.path.basename(os.path.normpath(self.tfrecord_dir)))
 
-    def load(self, uint8=False):
-        images, count = super().load(uint8)
+    def folder_labels(self):
+        """{subfolder name: label} of the converted folder's manifest."""
+        settings = ((read_manifest(self.tfrecord_dir) or {}).get('partitions', {})
+                    .get('train', {}).get('settings', {}))
+        return settings.get('labels') or {}
+
+    def class_names(self):
+        labels = self.folder_labels()
+        if len(labels) < 2:
+            raise UsageError('{} has no classes to condition on: its pictures were not in '
+                             'subfolders (one per class) when it was converted. Put each class in '
+                             'its own subfolder, convert again with {} --DatasetPath=... '
+                             '--TFRecordPath={} --overwrite, or train without --conditional.'
+                             .format(self.tfrecord_dir, utils.command('convert_tfrecord.py'),
+                                     self.tfrecord_dir))
+        return conditions.class_names(self.image_type, len(labels), labels)
+
+    def label_reader(self, condition, files):
+        key = records.ANNOTATIONS['label'][0]
+        return lambda batch: tf.one_hot(records.parse_labels(batch, key, 1), condition.size)
+
+    def load(self, uint8=False, condition=None):
+        images, count = super().load(uint8, condition)
         entry = (read_manifest(self.tfrecord_dir) or {}).get('partitions', {}).get('train', {})
         smaller = entry.get('smaller_than', {}).get(str(self.size), 0)
         if smaller:
@@ -470,6 +569,6 @@ def make_batches(images, batch_size, shuffle_buffer, seed, drop_remainder, skip_
     batches = images.batch(batch_size, drop_remainder=drop_remainder)
     if skip_batches:
         batches = batches.skip(skip_batches)
-    if images.element_spec.dtype == tf.uint8:
+    if tf.nest.flatten(images.element_spec)[0].dtype == tf.uint8:
         batches = to_unit_range(batches)
     return batches.prefetch(AUTOTUNE)

@@ -18,8 +18,10 @@ class SampledGenerator:
     average. decay 0: a copy of the weights, taken when it is sampled.
     """
 
-    def __init__(self, source, sampled, decay, seed):
+    def __init__(self, source, sampled, decay, seed, condition=None):
         self.source, self.sampled, self.decay, self.seed = source, sampled, decay, seed
+        # a conditional generator's statistics: as many latents of each class as can be
+        self.conditions = None if condition is None else condition.balanced(STATS_BATCH)
         self.pairs = list(zip(sampled.trainable_variables, source.trainable_variables))
         for mine, theirs in zip(sampled.variables, source.variables):
             mine.assign(theirs)
@@ -53,8 +55,9 @@ class SampledGenerator:
         sums = [(0.0, 0.0)] * len(self.norms)
         for i in range(STATS_BATCHES):
             z = tf.random.stateless_normal([STATS_BATCH, noise_dim], seed=[self.seed, -2 - i])
+            inputs = z if self.conditions is None else [z, self.conditions]
             moments = [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
-                       for x in self.probe(z)]
+                       for x in self.probe(inputs)]
             sums = [(m + ms, v + vs) for (m, v), (ms, vs) in zip(moments, sums)]
         for layer, (mean, variance) in zip(self.norms, sums):
             layer.moving_mean.assign(mean / STATS_BATCHES)

@@ -56,12 +56,13 @@ def needs_logits(loss, r1):
     return loss != 'bce' or r1 > 0
 
 
-def r1_penalties(Discriminator, images, gamma):
-    """D's outputs on images, and R1 (Mescheder et al. 2018) per example: gamma / 2 times the
-    squared norm of the gradient of D's logit with respect to its input image."""
+def r1_penalties(Discriminator, images, gamma, condition=None):
+    """D's outputs on images (with their condition vectors, for a conditional D), and R1
+    (Mescheder et al. 2018) per example: gamma / 2 times the squared norm of the gradient of D's
+    logit with respect to its input image."""
     with tf.GradientTape() as tape:
         tape.watch(images)
-        output = Discriminator(images, training=True)
+        output = model.apply(Discriminator, images, condition, training=True)
         # with BatchNorm in D, an image's logit also depends on the others through the batch's
         # statistics, and so does its gradient
         total = tf.reduce_sum(output)
@@ -86,19 +87,21 @@ def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
 
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
                 step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3,
-                spectral_norm=False, logits=False, arch='seed'):
+                spectral_norm=False, logits=False, arch='seed', condition_size=0,
+                conditioning='projection'):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
     lr is G's learning rate and, unless lr_D is given, D's too; spectral_norm and logits shape D
-    (model.Dis_Net), arch both.
+    (model.Dis_Net), arch, condition_size (0: unconditional) and conditioning both.
 
     With a global step variable, the learning rate follows it rather than each optimizer's own
     update count, which a LossScaleOptimizer does not advance on the steps it skips.
     """
     Generator = model.Gen_Net(channels, noise_dim, image_size, sync_bn=sync_bn, filters=filters,
-                              arch=arch)
+                              arch=arch, condition_size=condition_size, conditioning=conditioning)
     Discriminator = model.Dis_Net(image_size, channels, sync_bn=sync_bn, filters=filters,
                                   dropout=dropout, spectral_norm=spectral_norm, logits=logits,
-                                  arch=arch)
+                                  arch=arch, condition_size=condition_size,
+                                  conditioning=conditioning)
     opts = []
     for net, rate in ((Generator, lr), (Discriminator, lr if lr_D is None else lr_D)):
         schedule = lr_schedule(rate, steps_per_epoch, decay_epochs)
@@ -113,7 +116,10 @@ def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=Fa
 
 def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element_spec, jit=False,
                     augment=(), average=None, loss='bce', r1=0.0, alternating=False):
-    """The distributed, traced-once train step: (images, step) -> [Real_P, Fake_P, Gen_loss, Dis_loss].
+    """The distributed, traced-once train step: (batch, step) -> [Real_P, Fake_P, Gen_loss, Dis_loss].
+
+    A batch is images, or (images, their condition vectors) for conditional networks: G draws
+    the batch's conditions and D judges each image with its own.
 
     element_spec is the distributed dataset's; its unknown batch size keeps the last, partial
     batch from retracing. augment: DiffAugment policies applied to real and generated images
@@ -131,7 +137,8 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
     normalized = model.spectral_layers(Discriminator)
 
     @tf.function(jit_compile=jit)
-    def train_step(images, step):
+    def train_step(batch, step):
+        images, condition = batch if isinstance(batch, tuple) else (batch, None)
         ctx = tf.distribute.get_replica_context()
         local = tf.shape(images)[0]
         batch_sum = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(local, tf.float32))
@@ -153,14 +160,18 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
         for layer in normalized:
             layer.power_iteration()
         gen_tape = tf.GradientTape()
+        def judged(x):  # D's output on images x of the batch's conditions
+            return model.apply(Discriminator, x, condition, training=True)
+
         with gen_tape, tf.GradientTape() as disc_tape:
-            generated_images = Generator(noise, training=True)
+            generated_images = model.apply(Generator, noise, condition, training=True)
             fake_images = augmented(generated_images, 2)
             if r1:
-                real_output, penalty = r1_penalties(Discriminator, augmented(images, 1), r1)
+                real_output, penalty = r1_penalties(Discriminator, augmented(images, 1), r1,
+                                                    condition)
             else:
-                real_output = Discriminator(augmented(images, 1), training=True)
-            fake_output = Discriminator(fake_images, training=True)
+                real_output = judged(augmented(images, 1))
+            fake_output = judged(fake_images)
             probabilities = [tf.sigmoid(real_output), tf.sigmoid(fake_output)] if logits \
                 else [real_output, fake_output]
             disc_loss = discriminator_loss(for_loss(real_output), for_loss(fake_output),
@@ -176,8 +187,7 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
         if alternating:
             D_opt.apply_gradients(zip(disc_grads, Discriminator.trainable_variables))
             with gen_tape:  # the same generated images, through the updated D
-                gen_loss = generator_loss(
-                    for_loss(Discriminator(fake_images, training=True)), global_batch, loss)
+                gen_loss = generator_loss(for_loss(judged(fake_images)), global_batch, loss)
                 gen_scaled = G_opt.scale_loss(gen_loss)
         gen_grads = gen_tape.gradient(gen_scaled, Generator.trainable_variables)
         G_opt.apply_gradients(zip(gen_grads, Generator.trainable_variables))
@@ -187,8 +197,8 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
                          tf.reduce_sum(probabilities[1]) / batch_sum, gen_loss, disc_loss])
 
     @tf.function(input_signature=[element_spec, tf.TensorSpec([], tf.int64)])
-    def distributed_train_step(images, step):
-        per_replica = strategy.run(train_step, args=(images, step))
+    def distributed_train_step(batch, step):
+        per_replica = strategy.run(train_step, args=(batch, step))
         if average is not None:
             average.update(step)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)

@@ -1,4 +1,5 @@
-"""Sample a trained generator without the dataset: grids, latent walks and latent arithmetic."""
+"""Sample a trained generator without the dataset: grids, latent walks and latent arithmetic; a
+conditional one by class (--class) or attributes (--attributes)."""
 import os
 import textwrap
 
@@ -9,6 +10,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info line
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 
+import conditions  # noqa: E402
 import config  # noqa: E402
 import errors  # noqa: E402
 from errors import UsageError  # noqa: E402
@@ -97,33 +99,102 @@ def arithmetic_latents(z, groups):
     return np.stack(means + [result]).astype(np.float32)
 
 
-def generate(generator, latents):
-    """uint8 images [N, H, W, C] from latents [N, noise_dim]."""
-    return utils.to_uint8(generator(np.asarray(latents, np.float32), training=False))
+def generate(generator, latents, vectors=None):
+    """uint8 images [N, H, W, C] from latents [N, noise_dim] (and a conditional generator's
+    condition vectors [N, C])."""
+    import model
+    return utils.to_uint8(model.apply(generator, np.asarray(latents, np.float32),
+                                      None if vectors is None else np.asarray(vectors, np.float32)))
 
 
-def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic=''):
-    """One call's images and latents, with its grid shape, title and tile labels."""
+class Asked:
+    """What a conditional generator is asked to draw: condition (its conditions.Condition, None
+    for an unconditional one), class_name (--class: one, or two to walk between) and attributes
+    (--attributes)."""
+
+    def __init__(self, condition=None, class_name='', attributes=''):
+        self.condition, self.attributes, self.classes = condition, attributes, []
+        if condition is None:
+            return
+        self.classes = [condition.parse_class(n.strip()) for n in class_name.split(',')
+                        if n.strip()]
+        if attributes:
+            condition.parse_attributes(attributes, 1, 0)  # a wrong name is refused now
+        if len(self.classes) > 2 or (self.classes and attributes):
+            raise UsageError('--class={} --attributes={}: give one class (two with '
+                             '--interpolate) or the attributes.'.format(class_name, attributes))
+
+    def vectors(self, count, seed):
+        """count condition vectors of --class or --attributes (None: not asked, or unconditional)."""
+        if self.condition is None or not (self.classes or self.attributes):
+            return None
+        if self.attributes:
+            return self.condition.parse_attributes(self.attributes, count, seed)
+        return self.condition.vectors(np.full(count, self.classes[0]))
+
+    def title(self):
+        """What was asked, for the picture's title."""
+        if self.condition is None:
+            return ''
+        if self.attributes:
+            return ', attributes {}'.format(self.attributes)
+        return ', class {}'.format(' to '.join(self.condition.names[i] for i in self.classes)) \
+            if self.classes else ', a row per class'
+
+
+def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic='', asked=None):
+    """One call's images and latents, with its grid shape, title and tile labels; asked: what a
+    conditional generator draws (an Asked)."""
+    asked = asked or Asked()
     noise_dim = generator.inputs[0].shape[-1]
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows * cols, noise_dim)).astype(np.float32)
+    chosen = asked.vectors(rows * cols, seed)
+    by_class = asked.condition is not None and chosen is None  # a row per class
+    if len(asked.classes) == 2 and not interpolate:
+        raise UsageError('two classes ({}) walk from one to the other only with --interpolate; '
+                         'otherwise give one.'.format(
+                             ','.join(asked.condition.names[i] for i in asked.classes)))
     if interpolate:
         ends = rng.standard_normal((rows, 2, noise_dim)).astype(np.float32)
         t = np.linspace(0.0, 1.0, steps)
-        latents = np.stack([slerp(a, b, t) for a, b in ends])
-        images = generate(generator, latents.reshape(-1, noise_dim))
-        return images, latents, (rows, steps), '{} spherical interpolations, seed {}'.format(
-            rows, seed), None
+        if len(asked.classes) == 2:
+            # each row: one latent, the condition moving from the first class to the second
+            latents = np.repeat(ends[:, 0], steps, axis=0).reshape(rows, steps, noise_dim)
+            a, b = asked.condition.vectors(np.array(asked.classes))
+            vectors = np.tile((1 - t)[:, None] * a + t[:, None] * b, (rows, 1))
+            kind = 'walks from one class to the other at fixed latents'
+        else:
+            latents = np.stack([slerp(a, b, t) for a, b in ends])
+            vectors = None if asked.condition is None else (
+                np.repeat(asked.condition.vectors(np.arange(rows) % asked.condition.size), steps,
+                          axis=0) if by_class else asked.vectors(rows * steps, seed))
+            kind = 'spherical interpolations'
+        images = generate(generator, latents.reshape(-1, noise_dim), vectors)
+        return images, latents, (rows, steps), '{} {}, seed {}{}'.format(
+            rows, kind, seed, asked.title()), None
     if arithmetic:
+        if by_class:
+            raise UsageError('--arithmetic with a conditional generator needs the --class (or '
+                             '--attributes) of its samples, e.g. --class={}.'.format(
+                                 asked.condition.names[0]))
         groups = parse_arithmetic(arithmetic, len(z))
         latents = arithmetic_latents(z, groups)
-        images = generate(generator, latents)
+        images = generate(generator, latents, None if chosen is None else chosen[:4])
         if not groups[1]:
             images[1] = 0  # no B: an empty panel
-        return images, latents, (1, 4), 'seed {}: A {} - B {} + C {}'.format(seed, *groups), \
-            ['A', '- B', '+ C', '= result']
-    return generate(generator, z), z, (rows, cols), 'samples, seed {} (indices for ' \
-        '--arithmetic)'.format(seed), [str(i) for i in range(len(z))]
+        return images, latents, (1, 4), 'seed {}: A {} - B {} + C {}{}'.format(
+            seed, *groups, asked.title()), ['A', '- B', '+ C', '= result']
+    if by_class:  # the same latents in the row of every class
+        rows_of = asked.condition.combinations()
+        latents = np.tile(z[:cols], (len(rows_of), 1))
+        images = generate(generator, latents, np.repeat(rows_of, cols, axis=0))
+        names = asked.condition.row_names(rows_of)
+        return images, latents, (len(rows_of), cols), 'seed {}{}'.format(
+            seed, asked.title()), [names[i // cols] if i % cols == 0 else ''
+                                   for i in range(len(latents))]
+    return generate(generator, z, chosen), z, (rows, cols), 'samples, seed {}{} (indices for ' \
+        '--arithmetic)'.format(seed, asked.title()), [str(i) for i in range(len(z))]
 
 
 @errors.entry_point
@@ -138,11 +209,17 @@ def main(_argv):
     generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
                                      settings.DisInSize, settings.noise_dim, settings.filters,
                                      given=config.given(config.SHAPE_FLAGS),
-                                     arch=settings.arch)
+                                     arch=settings.arch, conditioning=settings.conditioning)
+    condition = conditions.load(settings.model) if model.is_conditional(generator) else None
+    if condition is None and (settings.class_name or settings.attributes):
+        raise UsageError('--model {} is not a conditional generator (it takes noise alone): drop '
+                         '--class and --attributes, or pass the generator.keras of a run trained '
+                         'with --conditional.'.format(settings.model))
+    asked = Asked(condition, settings.class_name, settings.attributes)
     name = os.path.basename(os.path.dirname(os.path.abspath(settings.model)))
     images, latents, (rows, cols), title, labels = draw(
         generator, settings.rows, settings.cols, settings.seed, settings.interpolate,
-        settings.steps, settings.arithmetic)
+        settings.steps, settings.arithmetic, asked)
     show_grid(images, rows, cols, settings.out, '{}: {}'.format(name, title), labels)
     print('wrote {}'.format(settings.out))
     if settings.save_latents:

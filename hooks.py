@@ -153,34 +153,78 @@ class Events:
         self.checked, self.checked_step = self.checked + offset, step
 
 
+# a conditional run's grids: this many of the fixed latents, the same in the row of each class
+CONDITIONAL_COLUMNS = 8
+
+
+def conditional_grid_inputs(noise, condition):
+    """The latents and conditions of a conditional grid: a row per class (or attribute
+    combination, conditions.Condition.combinations), the first CONDITIONAL_COLUMNS latents in
+    each; and the grid's rows and columns."""
+    rows = condition.combinations()
+    latents = np.tile(np.asarray(noise)[:CONDITIONAL_COLUMNS], (len(rows), 1))
+    return latents, np.repeat(rows, CONDITIONAL_COLUMNS, axis=0), len(rows), CONDITIONAL_COLUMNS
+
+
 class SampleGrids(Hook):
-    """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard."""
+    """The seed's per-epoch 4x4 grid of the fixed noise, also sent to TensorBoard; conditional
+    runs draw a row per class with the same latents across rows."""
 
     def __init__(self, events=None):
         self.events = events
 
     def on_epoch_end(self, run, epoch, means):
-        grid = utils.generate_and_save_images(run.sampler()(run.NOISE, training=False),
-                                              epoch + 1, run.files)
+        if run.condition is None:
+            images, rows, cols = run.sampler()(run.NOISE, training=False), 4, 4
+        else:
+            latents, vectors, rows, cols = conditional_grid_inputs(run.NOISE, run.condition)
+            images = run.sampler()([latents, vectors], training=False)
+        grid = utils.generate_and_save_images(images, epoch + 1, run.files, rows, cols)
         if self.events:
             with self.events.at(int(run.step)):
                 tf.summary.image('samples', grid[None], description='epoch {}'.format(epoch + 1))
             self.events.flush()
 
 
+# the real images a conditional real.png looks through for each row's class
+REAL_SEARCHED = 5000
+
+
+def real_rows(batches, rows, cols):
+    """cols real images of the condition of each row (exact matches) from labelled batches of
+    images and condition vectors, row after row; tiles no image was found for stay black."""
+    found = [[] for _ in rows]
+    for images, vectors in batches:
+        for image, vector in zip(images.numpy(), vectors.numpy()):
+            for i, row in enumerate(rows):
+                if len(found[i]) < cols and np.array_equal(vector, row):
+                    found[i].append(image)
+        if all(len(f) == cols for f in found):
+            break
+    shape = tuple(images.shape[1:])
+    return np.stack([np.stack(f + [-np.ones(shape, np.float32)] * (cols - len(f)))
+                     for f in found]).reshape((-1,) + shape)
+
+
 class RealGrid(Hook):
     """A 4x4 grid of real training images as the networks see them (crop, size, colour), at the
-    start of a run, to check the data against."""
+    start of a run, to check the data against; a conditional run's has a row per class, as its
+    sample grids."""
 
     def on_train_begin(self, run):
         try:
-            images = next(iter(run.source_images.batch(16))).numpy()
+            if run.condition is None:
+                images, rows, cols = next(iter(run.source_images.batch(16))).numpy(), 4, 4
+            else:
+                _, vectors, rows, cols = conditional_grid_inputs(run.NOISE, run.condition)
+                images = real_rows(run.source_images.take(REAL_SEARCHED).batch(500),
+                                   vectors[::cols], cols)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
             raise run.config.source.read_error(e)
-        if len(images) < 16:  # fewer images than tiles: repeat them
-            images = np.resize(images, (16,) + images.shape[1:])
+        if len(images) < rows * cols:  # fewer images than tiles: repeat them
+            images = np.resize(images, (rows * cols,) + images.shape[1:])
         utils.write_png(run.files.real_grid, utils.viewable(utils.make_grid(
-            utils.to_uint8(images), 4, 4)), 'the grid of real images')
+            utils.to_uint8(images), rows, cols)), 'the grid of real images')
 
 
 class TensorBoardScalars(Hook):
@@ -229,24 +273,29 @@ class Evaluation(Hook):
 
     samples: generated images per evaluation; extractor and reference: a metrics.FeatureExtractor
     and metrics.Reference to compare with; by default the run's feature model (--feature_model,
-    ...) on its training images (cached in the statistics folder)."""
+    ...) on its training images (cached in the statistics folder). A conditional run also
+    measures its conditional accuracy (judge: a metrics.LabelClassifier, by default one trained on
+    its labelled images and cached beside the statistics), a column of its eval CSV."""
 
-    def __init__(self, every, samples, events=None, reference=None, extractor=None):
+    def __init__(self, every, samples, events=None, reference=None, extractor=None, judge=None):
         self.every, self.samples, self.events = every, samples, events
-        self.extractor, self.reference = extractor, reference
+        self.extractor, self.reference, self.judge = extractor, reference, judge
 
     def on_train_begin(self, run):
         c = run.config
+        source = c.source
         if self.extractor is None:
             self.extractor = metrics.FeatureExtractor(*metrics.load_feature_model(
                 c.feature_model, c.inception_weights, c.inception_graph))
         if self.reference is None and c.reference_stats:
             self.reference = metrics.load_stats(c.reference_stats)
         elif self.reference is None:
-            source = c.source
             self.reference = metrics.reference_features(
                 self.extractor, run.source_images, min(c.ref_samples, run.n_images),
-                source.identity(), source.stats_dir(c.stats_dir))
+                source.identity(), source.stats_dir(c.stats_dir), condition=run.condition)
+        if run.condition is not None and self.judge is None:
+            self.judge = metrics.label_classifier(run.source_images, run.n_images, run.condition,
+                                                  source.identity(), source.stats_dir(c.stats_dir))
         # the eval CSV's companion: how its numbers were measured
         files.write_json(run.files.eval_protocol, dict(
             self.extractor.protocol, reference=self.reference.origin,
@@ -254,27 +303,35 @@ class Evaluation(Hook):
             else len(self.reference.features),
             num_samples=self.samples, latents='seeded by the run\'s seed, the same every '
             'evaluation', generator='the sampled one (averaged with --ema)'))
-        restart_csv(run.files.eval_csv, run, 'eval', csv_log.EVAL_COLUMNS)
+        restart_csv(run.files.eval_csv, run, 'eval', csv_log.eval_columns(run.condition))
 
     def on_epoch_end(self, run, epoch, means):
         if (epoch + 1) % self.every:
             return
         generator = run.sampler()
-        result = metrics.evaluate(generator, self.extractor, self.reference,
-                                  self.samples, seed=run.seed)
+        result = metrics.evaluate(generator, self.extractor, self.reference, self.samples,
+                                  seed=run.seed, condition=run.condition, judge=self.judge)
         values = [result['fid'], result['kid_mean'], result['precision'], result['recall'],
                   result['is_mean'], result['seconds']]
+        if run.condition is not None:
+            values.append(result['conditional_accuracy'])
         append_row(run.files.eval_csv, run, 'eval', epoch, values)
         if self.events:
             with self.events.at(int(run.step)):
-                for name, value in zip(csv_log.EVAL_COLUMNS[1:-1], values):
-                    tf.summary.scalar('eval/' + name, value)
+                for name, value in zip(csv_log.eval_columns(run.condition)[1:], values):
+                    if name != 'seconds':
+                        tf.summary.scalar('eval/' + name, value)
         logging.info('Epoch %d: FID %.4f, KID %.5f, precision %.3f, recall %.3f, IS %.3f (%d '
-                     'samples, %.0f s)', epoch + 1, *values[:5], self.samples,
-                     result['seconds'])
+                     'samples, %.0f s)%s', epoch + 1, *values[:5], self.samples,
+                     result['seconds'], '' if run.condition is None else
+                     ', conditional accuracy {:.3f} (its classifier: {:.3f} on real '
+                     'images)'.format(result['conditional_accuracy'],
+                                      result['classifier_accuracy']))
         if result['fid'] < float(run.best_fid):
             run.best_fid.assign(result['fid'])
             model.save_network(generator, run.files.best_generator, 'the best generator')
+            if run.condition is not None:
+                run.condition.save(run.files.best_dir)
             files.write_json(run.files.best_json, dict(result, epoch=epoch), 'best.json')
             logging.info('Best FID so far: saved %s', run.files.best_generator)
 

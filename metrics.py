@@ -1,10 +1,13 @@
-"""Image-quality metrics of a generator against real images: FID, KID, precision/recall and IS.
+"""Image-quality metrics of a generator against real images: FID, KID, precision/recall and IS;
+for a conditional generator also its conditional accuracy (by a classifier of the real labelled
+images) and the FID of each class.
 
 Features come from a feature model: Keras' InceptionV3 (2048-d pool features and the 1000 class
 probabilities), TTUR's frozen 2015 Inception graph (the published FID protocol), or any saved
 .keras model mapping images to feature vectors (and, as a second output, class probabilities for
 the Inception Score).
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,9 +21,11 @@ from absl import logging
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
+import conditions
 from config import GRAPH_FILE, GRAPH_URL, INCEPTION_FILE, INCEPTION_URL
 from errors import UsageError
 import files
+import model
 
 # changes whenever the images fed to a feature model change: cached statistics are then redone
 PREPROCESSING_VERSION = 2
@@ -272,10 +277,12 @@ class FeatureExtractor:
 
 class Reference:
     """The real side of every metric: the real images' features (None when only their statistics
-    are known), their mean and covariance, and k-NN radii; origin says where they come from."""
+    are known), their mean and covariance, and k-NN radii; origin says where they come from;
+    labels: their condition vectors [N, C], for the FID of each class."""
 
-    def __init__(self, features, mu=None, sigma=None, radii=None, origin='real images'):
-        self.features, self.origin = features, origin
+    def __init__(self, features, mu=None, sigma=None, radii=None, origin='real images',
+                 labels=None):
+        self.features, self.origin, self.labels = features, origin, labels
         if features is not None and len(features) < K + 1:
             raise UsageError('{} gives {} images; precision and recall need at least k + 1 = {} '
                              '(and the FID many more).'.format(origin, len(features), K + 1))
@@ -288,7 +295,7 @@ class Reference:
         """Write to path, completely or not at all, tagged with key."""
         with files.saving('the reference statistics', path) as tmp:
             np.savez(tmp, features=self.features, mu=self.mu, sigma=self.sigma, radii=self.radii,
-                     key=key)
+                     key=key, **({} if self.labels is None else {'labels': self.labels}))
 
     def save_stats(self, path):
         """Write mu and sigma in TTUR's format (fid_stats_*.npz), completely or not at all."""
@@ -314,11 +321,13 @@ def load_stats(path):
     return Reference(None, mu, sigma, origin='statistics file ' + os.path.abspath(path))
 
 
-def reference_features(extractor, images, count, source, stats_dir, batch=100):
+def reference_features(extractor, images, count, source, stats_dir, batch=100, condition=None):
     """The Reference of the first count real images, cached in stats_dir and recomputed when the
     source (a string naming the data and how it was made), the feature model, its precision or
-    the preprocessing change."""
-    key = json.dumps({'source': source, 'count': count, 'protocol': extractor.protocol},
+    the preprocessing change. With a conditions.Condition, images come with their condition
+    vectors, which the Reference keeps."""
+    key = json.dumps({'source': source, 'count': count, 'protocol': extractor.protocol,
+                      **({'condition': dataclasses.asdict(condition)} if condition else {})},
                      sort_keys=True)
     path = os.path.join(stats_dir, 'ref-{}.npz'.format(hashlib.sha1(key.encode()).hexdigest()[:16]))
     origin = '{} real images of {}'.format(count, source)
@@ -327,11 +336,14 @@ def reference_features(extractor, images, count, source, stats_dir, batch=100):
             if str(data['key']) == key:
                 logging.info('Reference features of %s from %s', source, path)
                 return Reference(data['features'], data['mu'], data['sigma'], data['radii'],
-                                 origin)
+                                 origin, data['labels'] if condition else None)
     start = time.time()
-    features, _ = extractor(images.batch(batch).take(-(-count // batch)), count,
-                            'reference features')
-    reference = Reference(features, origin=origin)
+    batches, labels = images.batch(batch).take(-(-count // batch)), []
+    if condition:
+        batches = (labelled_batch(x, y, labels) for x, y in batches)
+    features, _ = extractor(batches, count, 'reference features')
+    reference = Reference(features, origin=origin,
+                          labels=np.concatenate(labels)[:count] if condition else None)
     os.makedirs(stats_dir, exist_ok=True)
     reference.save(path, key)
     logging.info('Reference features of %d images of %s in %.0f s, cached in %s', len(features),
@@ -339,23 +351,45 @@ def reference_features(extractor, images, count, source, stats_dir, batch=100):
     return reference
 
 
-def generated_features(extractor, generator, count, seed, batch=100):
-    """Features and probabilities of count images from seeded latents (the same for every call)."""
+def labelled_batch(images, vectors, labels):
+    """images, keeping their condition vectors in the list labels."""
+    labels.append(vectors.numpy())
+    return images
+
+
+def generated_features(extractor, generator, count, seed, batch=100, condition=None,
+                       judge=None):
+    """Features and probabilities of count images from seeded latents (the same for every call);
+    a conditional generator draws as many of each class as can be (conditions.balanced), and
+    judge, a LabelClassifier, gives its accuracy on them: (features, probabilities, accuracy)."""
     noise_dim = generator.inputs[0].shape[-1]
     latents = np.random.default_rng(seed).standard_normal((count, noise_dim)).astype(np.float32)
+    vectors = condition.balanced(count) if condition else None
+    judged = []
 
     def batches():
         for start in range(0, count, batch):
-            yield generator(latents[start:start + batch], training=False)
+            images = model.apply(generator, latents[start:start + batch],
+                                 None if vectors is None else vectors[start:start + batch])
+            if judge is not None:
+                judged.append(judge.predict(images))
+            yield images
 
-    return extractor(batches(), count, 'generated features')
+    features, probabilities = extractor(batches(), count, 'generated features')
+    accuracy = judge.accuracy(np.concatenate(judged), vectors) if judge is not None else None
+    return features, probabilities, accuracy
 
 
-def evaluate(generator, extractor, reference, count, seed=0, batch=100):
+def evaluate(generator, extractor, reference, count, seed=0, batch=100, condition=None,
+             judge=None):
     """Every metric of count generated images against a Reference, as a dict; KID and
-    precision/recall are NaN against statistics alone, which hold no features."""
+    precision/recall are NaN against statistics alone, which hold no features. A conditional
+    generator (condition: its conditions.Condition) draws every class alike; with judge (a
+    LabelClassifier) its conditional accuracy is measured, and with the Reference's labels the
+    FID of each class."""
     start = time.time()
-    fake, probabilities = generated_features(extractor, generator, count, seed, batch)
+    fake, probabilities, accuracy = generated_features(extractor, generator, count, seed, batch,
+                                                       condition, judge)
     if fake.shape[1] != len(reference.mu):
         raise UsageError('the {} holds {}-d statistics but {} gives {}-d features: use the feature '
                          'model the statistics were made with.'.format(
@@ -366,9 +400,128 @@ def evaluate(generator, extractor, reference, count, seed=0, batch=100):
                          if real is not None else (nan, nan))
     is_mean, is_std = (inception_score(probabilities) if probabilities is not None
                        else (nan, nan))
-    return {'fid': fid(real, fake, (reference.mu, reference.sigma)), 'kid_mean': kid_mean,
-            'kid_std': kid_std, 'precision': precision, 'recall': recall, 'is_mean': is_mean,
-            'is_std': is_std, 'num_samples': count,
-            'num_reference': None if real is None else len(real), 'reference': reference.origin,
-            'feature_model': extractor.name, 'protocol': extractor.protocol,
-            'seconds': time.time() - start}
+    result = {'fid': fid(real, fake, (reference.mu, reference.sigma)), 'kid_mean': kid_mean,
+              'kid_std': kid_std, 'precision': precision, 'recall': recall, 'is_mean': is_mean,
+              'is_std': is_std, 'num_samples': count,
+              'num_reference': None if real is None else len(real), 'reference': reference.origin,
+              'feature_model': extractor.name, 'protocol': extractor.protocol}
+    if condition is not None:
+        result.update(conditional_results(condition, accuracy, judge, reference, fake))
+    result['seconds'] = time.time() - start
+    return result
+
+
+def conditional_results(condition, accuracy, judge, reference, fake):
+    """The conditional accuracy (of each attribute too) beside its classifier's on held-out real
+    images, and the FID of each class against the real images of that class."""
+    result = {}
+    if accuracy is not None:
+        result.update(conditional_accuracy=accuracy[0], classifier_accuracy=judge.ceiling[0])
+        if condition.kind == conditions.ATTRIBUTES:
+            result.update(attribute_accuracy=dict(zip(condition.names, accuracy[1])),
+                          classifier_attribute_accuracy=dict(zip(condition.names,
+                                                                 judge.ceiling[1])))
+    if condition.kind == conditions.CLASS and reference.labels is not None:
+        real_class = np.argmax(reference.labels, axis=1)
+        fake_class = np.arange(len(fake)) % condition.size  # conditions.balanced's order
+        result['class_fid'] = {
+            name: fid(reference.features[real_class == i], fake[fake_class == i])
+            if min(np.sum(real_class == i), np.sum(fake_class == i)) > 1 else float('nan')
+            for i, name in enumerate(condition.names)}
+    return result
+
+
+# ----------------------------------------------------------------------------- label classifier
+
+CLASSIFIER_IMAGES = 10000  # real images, at most, that train and test a label classifier
+CLASSIFIER_STEPS = 3000    # its training steps, at most (and at least 3 epochs)
+CLASSIFIER_EPOCHS = 15
+
+
+def label_net(size, channels, condition):
+    """A small CNN from images [size, size, channels] in [-1, 1] to class probabilities (softmax)
+    or each attribute's probability (sigmoid)."""
+    x = inputs = keras.Input([size, size, channels])
+    for width in (32, 64, 128):
+        # state size: size / 2 x size / 2 x 32, then / 4 x 64, then / 8 x 128
+        x = keras.layers.Conv2D(width, 3, padding='same', activation='relu')(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dropout(0.3)(keras.layers.Flatten()(x))
+    x = keras.layers.Dense(128, activation='relu')(x)
+    output = keras.layers.Dense(condition.size, activation='softmax'
+                                if condition.kind == conditions.CLASS else 'sigmoid')(x)
+    return keras.Model(inputs, output, name='label_classifier')
+
+
+class LabelClassifier:
+    """A classifier of the real labelled images, which judges whether a generated image is of the
+    condition it was drawn for; ceiling: its (overall, per attribute) accuracy on held-out real
+    images."""
+
+    def __init__(self, net, condition, ceiling):
+        self.net, self.condition, self.ceiling = net, condition, ceiling
+        self.run = tf.function(lambda x: net(x, training=False))
+
+    def predict(self, images):
+        """The predicted condition vectors of a batch: one-hot classes, or 0/1 attributes."""
+        p = self.run(tf.cast(images, tf.float32)).numpy()
+        if self.condition.kind == conditions.CLASS:
+            return np.eye(self.condition.size, dtype=np.float32)[p.argmax(axis=1)]
+        return (p > 0.5).astype(np.float32)
+
+    def accuracy(self, predicted, vectors):
+        """(share of images whose class, or each attribute, is the one asked for; per
+        attribute: the share right of each, [] for classes)."""
+        if self.condition.kind == conditions.CLASS:
+            return float(np.mean(predicted.argmax(1) == vectors.argmax(1))), []
+        right = np.mean(predicted == vectors, axis=0)
+        return float(right.mean()), right.tolist()
+
+
+def label_classifier(images, count, condition, source, stats_dir):
+    """The LabelClassifier of the first count (at most CLASSIFIER_IMAGES) labelled real images
+    (image, condition vector), every tenth held out: trained once and cached in stats_dir,
+    keyed like the reference statistics (its weights and accuracy, no code)."""
+    count = min(count, CLASSIFIER_IMAGES)
+    key = json.dumps({'source': source, 'count': count,
+                      'condition': dataclasses.asdict(condition), 'version': 1}, sort_keys=True)
+    stem = os.path.join(stats_dir, 'classifier-{}'.format(
+        hashlib.sha1(key.encode()).hexdigest()[:16]))
+    shape = tuple(images.element_spec[0].shape)
+    net = label_net(shape[0], shape[-1], condition)
+    if os.path.isfile(stem + '.json') and os.path.isfile(stem + '.weights.h5'):
+        with open(stem + '.json') as f:
+            saved = json.load(f)
+        if saved.get('key') == key:
+            net.load_weights(stem + '.weights.h5')
+            logging.info('Label classifier of %s from %s (%.1f%% right on held-out images)',
+                         source, stem + '.weights.h5', 100 * saved['accuracy'][0])
+            return LabelClassifier(net, condition, saved['accuracy'])
+    start = time.time()
+    x, y = [], []
+    for batch_x, batch_y in images.batch(500).take(-(-count // 500)):
+        x.append(batch_x.numpy())
+        y.append(batch_y.numpy())
+    x, y = np.concatenate(x)[:count], np.concatenate(y)[:count]
+    held = np.arange(len(x)) % 10 == 0
+    if held.sum() < 2 or (~held).sum() < 2:
+        raise UsageError('{} gives {} labelled images; the conditional accuracy\'s classifier '
+                         'needs at least 12.'.format(source, len(x)))
+    trained = keras.Model(net.inputs, net(keras.layers.RandomTranslation(
+        0.06, 0.06, fill_mode='nearest')(net.inputs[0])))
+    classes = condition.kind == conditions.CLASS
+    trained.compile(keras.optimizers.Adam(1e-3), 'categorical_crossentropy' if classes
+                    else 'binary_crossentropy')
+    epochs = max(3, min(CLASSIFIER_EPOCHS, CLASSIFIER_STEPS * 64 // max(1, (~held).sum())))
+    trained.fit(x[~held], y[~held], batch_size=64, epochs=epochs, verbose=0)
+    classifier = LabelClassifier(net, condition, None)
+    accuracy = classifier.accuracy(np.concatenate([
+        classifier.predict(x[held][i:i + 500]) for i in range(0, held.sum(), 500)]), y[held])
+    classifier.ceiling = accuracy
+    os.makedirs(stats_dir, exist_ok=True)
+    model.save_network(net, stem + '.weights.h5', 'the label classifier')
+    files.write_json(stem + '.json', dict(key=key, accuracy=accuracy), 'the label classifier')
+    logging.info('Label classifier of %d images of %s trained in %.0f s (%d epochs): %.1f%% right '
+                 'on the %d held out, cached in %s', len(x), source, time.time() - start, epochs,
+                 100 * accuracy[0], held.sum(), stem + '.weights.h5')
+    return classifier

@@ -8,18 +8,25 @@ import zipfile
 import keras
 from keras.layers import (
     Activation,
+    Add,
     BatchNormalization,
+    Concatenate,
     Conv2D,
     Conv2DTranspose,
     Dense,
+    Dot,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     Input,
     LeakyReLU,
+    Multiply,
     ReLU,
     Reshape,
+    UpSampling2D,
 )
 
+import conditions
 from config import SHAPE_FLAG_LIST, SHAPE_FLAGS
 import dataset
 from errors import UsageError
@@ -112,13 +119,16 @@ def spectral_layers(net):
 
 
 def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectral_norm=False,
-            logits=False, arch='seed'):
+            logits=False, arch='seed', condition_size=0, conditioning='projection'):
     """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
     filters is the last block's width (the seed's 1024), halved at each block before it;
     dropout the rate of its Dropout layers (the seed's 0.3). spectral_norm: every convolution and
     the dense layer spectrally normalized, and no BatchNorm (SN-DCGAN); logits: the output
     before the sigmoid (for the hinge and least-squares losses and R1); arch 'dcgan': LeakyReLU
-    0.2, no Dropout, no Dense layer, layer_options' weights."""
+    0.2, no Dropout, no Dense layer, layer_options' weights. condition_size C > 0: a second input,
+    the condition [batch, C], enters as conditioning says: concat, tiled over the last 4x4
+    features; projection, the inner product of its embedding with the pooled last features
+    added to the logit (Miyato & Koyama 2018)."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -131,7 +141,8 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
         else (lambda layer: layer)
     seed = arch == 'seed'
     conv, norm = layer_options(arch)
-    x = inputs_x = Input([ImageSize, ImageSize, Channel])
+    x = inputs_x = Input([ImageSize, ImageSize, Channel], name='image' if condition_size else None)
+    condition = Input([condition_size], name='condition') if condition_size else None
     # the seed's 64x64 net: 128, 256, 512, 1024 filters; 32 drops the first block, 128 adds one
     widths = [filters // 2 ** i for i in reversed(range(blocks))]
     for i, f in enumerate(widths):
@@ -142,6 +153,11 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
         x = LeakyReLU(0.3 if seed else 0.2)(x)
         if i > 0 and seed:
             x = Dropout(dropout)(x)
+    features = x
+    if condition is not None and conditioning == 'concat':
+        # state size: 4x4x(filters + C), the condition repeated at every position
+        tiled = UpSampling2D((4, 4))(Reshape((1, 1, condition_size))(condition))
+        x = Concatenate()([x, tiled])
     # state size: 1x1x1
     x = weighted(Conv2D(1, (4, 4), strides=(1, 1), padding='valid', **conv))(x)
     if seed:
@@ -149,37 +165,73 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     x = Flatten()(x)
     if seed:
         x = weighted(Dense(1))(x)
+    if condition is not None and conditioning == 'projection':
+        # state size: 1: <embedding of the condition, the last features averaged over 4x4>
+        embedded = weighted(Dense(filters, **dict(conv, use_bias=False)))(condition)
+        x = Add()([x, Dot(axes=1)([embedded, GlobalAveragePooling2D()(features)])])
     # the sigmoid in float32 so the probability is exact under mixed precision
     output = Activation('linear' if logits else 'sigmoid', dtype='float32')(x)
-    return keras.Model(inputs_x, output, name='Discriminator')
+    inputs = [inputs_x, condition] if condition is not None else inputs_x
+    return keras.Model(inputs, output, name='Discriminator')
 
 
-def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024, arch='seed'):
+def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024, arch='seed',
+            condition_size=0, conditioning='projection'):
     """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]; filters is the
     first block's width (the seed's 1024), halved at each block after it; arch 'dcgan': ReLU and
-    layer_options' weights."""
+    layer_options' weights. condition_size C > 0: inputs [noise, condition [C]], the condition
+    concatenated to the noise (conditioning concat) or setting every BatchNorm's scale and
+    offset (projection: conditional BatchNorm, as in Miyato & Koyama 2018)."""
     blocks = num_blocks(image_size)
     check_filters(filters, image_size)
     conv, norm = layer_options(arch)
     activation = LeakyReLU if arch == 'seed' else ReLU
-    x = inputs_x = Input([noise_dim])
-    x = Reshape((1, 1, noise_dim))(x)
+    x = inputs_x = Input([noise_dim], name='noise' if condition_size else None)
+    condition = Input([condition_size], name='condition') if condition_size else None
+    conditional_norm = condition is not None and conditioning == 'projection'
+
+    def normalized(x, width):
+        """BatchNorm, its scale and offset set by the condition with conditional BatchNorm."""
+        if not conditional_norm:
+            return BatchNormalization(synchronized=sync_bn, **norm)(x)
+        x = BatchNormalization(synchronized=sync_bn, center=False, scale=False)(x)
+        small = keras.initializers.RandomNormal(0.0, 0.02)
+        scale = Dense(width, kernel_initializer=small, bias_initializer='ones')(condition)
+        offset = Dense(width, kernel_initializer=small)(condition)
+        return Add()([Multiply()([x, Reshape((1, 1, width))(scale)]),
+                      Reshape((1, 1, width))(offset)])
+
+    if condition is not None and conditioning == 'concat':
+        x = Concatenate()([x, condition])
+    x = Reshape((1, 1, x.shape[-1]))(x)
 
     # state size: 4x4xfilters (the seed's 4x4x1024)
     x = Conv2DTranspose(filters, (4, 4), strides=(1, 1), padding='valid', **conv)(x)
-    x = BatchNormalization(synchronized=sync_bn, **norm)(x)
+    x = normalized(x, filters)
     x = activation()(x)
 
     for i in range(1, blocks):
         # state size: 2^(i+2) x 2^(i+2) x filters / 2^i
         x = Conv2DTranspose(filters // 2 ** i, (4, 4), strides=(2, 2), padding='same', **conv)(x)
-        x = BatchNormalization(synchronized=sync_bn, **norm)(x)
+        x = normalized(x, filters // 2 ** i)
         x = activation()(x)
 
     # state size: image_size x image_size x Channel, computed in float32 under mixed precision
     output = Conv2DTranspose(Channel, (4, 4), strides=(2, 2), padding='same', activation='tanh',
                              dtype='float32', **conv)(x)
-    return keras.Model(inputs_x, output, name='Generator')
+    inputs = [inputs_x, condition] if condition is not None else inputs_x
+    return keras.Model(inputs, output, name='Generator')
+
+
+def is_conditional(net):
+    """Whether a generator (or discriminator) takes a condition as its second input."""
+    return len(net.inputs) == 2
+
+
+def apply(net, x, condition=None, training=False):
+    """A network's output for x (noise, or images), with the condition vectors when it takes
+    them."""
+    return net([x, condition] if is_conditional(net) else x, training=training)
 
 
 def rng_variables(models):
@@ -205,8 +257,10 @@ def save_network(net, path, what):
         f.write(buffer.getvalue())
 
 
-def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None, arch='seed'):
-    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it.
+def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None, arch='seed',
+                   conditioning='projection'):
+    """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it
+    (and the conditions.json beside it, for a conditional one).
 
     given: the shape flags the user passed (None: all); for a .weights.h5 file the others come
     from the flags.json of its run, beside it, when there is one."""
@@ -218,13 +272,17 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
         raise UsageError('--model {} is not a whole .keras file (damaged or cut off): export it '
                          'again with python main.py --export_only and the run\'s flags, or use '
                          'its best/generator.keras.'.format(path))
+    shape = dict(channels=channels, DisInSize=image_size, noise_dim=noise_dim, filters=filters,
+                 arch=arch, conditioning=conditioning)
     if path.endswith('.weights.h5') and given is not None:
-        channels, image_size, noise_dim, filters, arch = saved_shape(
-            path, given, dict(channels=channels, DisInSize=image_size, noise_dim=noise_dim,
-                              filters=filters, arch=arch))
+        shape = saved_shape(path, given, shape)
     try:
         if path.endswith('.weights.h5'):
-            generator = Gen_Net(channels, noise_dim, image_size, filters=filters, arch=arch)
+            condition = conditions.load(path)
+            generator = Gen_Net(shape['channels'], shape['noise_dim'], shape['DisInSize'],
+                                filters=shape['filters'], arch=shape['arch'],
+                                condition_size=condition.size if condition else 0,
+                                conditioning=shape['conditioning'])
             generator.load_weights(path)
             return generator
         generator = keras.models.load_model(path, compile=False)
@@ -233,20 +291,27 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
                          'training run.'.format(path, str(e).splitlines()[0][:200],
                                                 SHAPE_FLAG_LIST))
     inputs, outputs = generator.input_shape, generator.output_shape
-    if not isinstance(inputs, tuple) or len(inputs) != 2 or not isinstance(outputs, tuple) \
-            or len(outputs) != 4:
+    # noise [N, noise_dim], and with a condition [N, C] beside it
+    inputs = inputs if isinstance(inputs, list) and len(inputs) == 2 else [inputs]
+    if not all(isinstance(i, tuple) and len(i) == 2 for i in inputs) \
+            or not isinstance(outputs, tuple) or len(outputs) != 4:
         raise UsageError('--model {} is not a generator: it maps {} to {} (a discriminator or a '
                          'feature model?), not noise [N, noise_dim] to images [N, H, W, C]; pass '
-                         'models/{{SaveName}}/generator.keras.'.format(path, inputs, outputs))
+                         'models/{{SaveName}}/generator.keras.'.format(
+                             path, generator.input_shape, outputs))
+    if is_conditional(generator) and conditions.load(path) is None:
+        raise UsageError('--model {} is a conditional generator but its {} is not beside it: copy '
+                         'it from the run\'s models/{{SaveName}}/ folder.'.format(
+                             path, conditions.FILE))
     return generator
 
 
 def saved_shape(path, given, shape):
-    """(channels, image size, noise_dim, filters, arch) for a .weights.h5 file: the settings in
-    given as shape has them, the others from the flags.json of its run (run_files.saved_shape)."""
+    """The shape dict of a .weights.h5 file: the settings in given as shape has them, the others
+    from the flags.json of its run (run_files.saved_shape)."""
     values = run_files.saved_shape(path, [k for k in SHAPE_FLAGS if k not in given])
     if 'ImageType' in values:
         shape['channels'] = dataset.channels(values.pop('ImageType'))
+    values.pop('conditional', None)  # a conditions.json beside the file says it
     shape.update(values)
-    return (shape['channels'], shape['DisInSize'], shape['noise_dim'], shape['filters'],
-            shape['arch'])
+    return shape

@@ -16,6 +16,14 @@ RECORD_TYPES = CELEBA_TYPES + (FOLDER,)
 IMAGE_TYPES = RECORD_TYPES + ('MNIST', 'digits', 'cifar10')
 MANIFEST = 'manifest.json'
 NUM_ATTRS = 40
+# the names of image/Attr's 40 values, in list_attr_celeba.txt's order
+CELEBA_ATTRIBUTES = tuple(
+    '5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose '
+    'Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee '
+    'Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard '
+    'Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair '
+    'Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie '
+    'Young'.split())
 NUM_LANDMARKS = 10
 
 BBOX_KEY = 'image/img_celeba/bbox'
@@ -122,6 +130,15 @@ def parse_preresized(records, key, size):
     import tensorflow as tf
     pixels = tf.io.parse_example(records, {key: tf.io.FixedLenFeature([], tf.string)})
     return tf.reshape(tf.io.decode_raw(pixels[key], tf.uint8), [-1, size, size, 3])
+
+
+def parse_labels(records, key, width):
+    """A batch of serialised records -> their label under key: int64 [n] (image/folder/label) or
+    float32 [n, width] (image/Attr)."""
+    import tensorflow as tf
+    spec = tf.io.FixedLenFeature([], tf.int64) if width == 1 \
+        else tf.io.FixedLenFeature([width], tf.float32)
+    return tf.io.parse_example(records, {key: spec})[key]
 
 
 def seed_features():

@@ -14,6 +14,7 @@ from absl import logging
 
 import augment as augment_lib
 import checkpoints
+import conditions
 import config as config_lib
 import dataset
 import devices
@@ -44,7 +45,9 @@ class RunState:
     saved: Optional[dict]           # the flags of the run resumed, if any
     seed: int                       # the run's seed (--seed, the saved one, or a random one)
     augment: tuple                  # DiffAugment policies
-    images: tf.data.Dataset         # unbatched training images (uint8 ones: cast per batch)
+    condition: Optional[conditions.Condition]  # what --conditional draws (None: unconditional)
+    images: tf.data.Dataset         # unbatched training images (uint8 ones: cast per batch), each
+                                    # with its condition vector when conditional
     source_images: tf.data.Dataset  # the same, float32 in [-1, 1] and uncached (--eval_every)
     n_images: int
     steps_per_epoch: int            # steps in a full epoch
@@ -96,6 +99,7 @@ def build(c):
     except ValueError as e:
         raise UsageError('--{}.'.format(e))
     decay_epochs = c.decay_epochs  # checked before anything is built
+    condition = c.condition  # a --conditional run on data without labels is refused here
     # fresh layer names and seed generators for each run (its gc.collect: 0.25 s in a test)
     keras.backend.clear_session(free_memory=False)
     precision = devices.set_precision(c.mixed_precision)
@@ -108,7 +112,7 @@ def build(c):
     run_paths = run_files.RunFiles.of(c)
     # the run's flags as it uses them: --bbox is reported False where it is ignored
     current = dict(dataclasses.asdict(c), bbox=source.crop_bbox)
-    saved = run_files.saved_run_flags(run_paths, current, config_lib.SHAPE_FLAGS) \
+    saved = run_files.saved_run_flags(run_paths, current, config_lib.RUN_SHAPE_FLAGS) \
         if c.resume else None
     seed = c.seed if c.seed is not None else (saved or {}).get('seed')
     seed = current['seed'] = int(np.random.default_rng().integers(0, 2 ** 31 - 1)) \
@@ -116,7 +120,7 @@ def build(c):
     keras.utils.set_random_seed(seed)
     for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
         files.check_writable(folder)
-    images, source_images, n_images, steps_per_epoch = load_data(c, source)
+    images, source_images, n_images, steps_per_epoch = load_data(c, source, condition)
 
     # run bookkeeping, the same on every worker: plain local variables
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
@@ -128,14 +132,17 @@ def build(c):
                 steps_per_epoch, c.sync_bn, precision == 'fp16', step=step, filters=c.filters,
                 lr_D=c.lr_D, decay_epochs=decay_epochs, dropout=c.dropout,
                 spectral_norm=c.spectral_norm, logits=gan.needs_logits(c.loss, c.r1),
-                arch=c.arch)
+                arch=c.arch, condition_size=condition.size if condition else 0,
+                conditioning=c.conditioning)
         except tf.errors.ResourceExhaustedError as e:
             raise UsageError('the networks\' weights do not fit in memory at --filters={} and '
                              '--noise_dim={} ({}): use smaller ones (the original\'s: 1024 and '
                              '100).'.format(c.filters, c.noise_dim, errors.short_text(e, 100)))
         sampled = ema_lib.SampledGenerator(
-            G, model.Gen_Net(channels, c.noise_dim, c.DisInSize, filters=c.filters, arch=c.arch),
-            c.ema, seed) if c.ema or c.standing_stats else None
+            G, model.Gen_Net(channels, c.noise_dim, c.DisInSize, filters=c.filters, arch=c.arch,
+                             condition_size=condition.size if condition else 0,
+                             conditioning=c.conditioning),
+            c.ema, seed, condition) if c.ema or c.standing_stats else None
     noise = tf.Variable(tf.random.stateless_normal([16, c.noise_dim], seed=[seed, -1]),
                         trainable=False, name='fixed_noise')
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
@@ -154,19 +161,20 @@ def build(c):
     return RunState(
         config=c, files=run_paths, stop=StopRequest(), strategy=strategy, chief=chief,
         precision=precision, current=current, saved=saved, seed=seed, augment=augment,
-        images=images, source_images=source_images, n_images=n_images,
+        condition=condition, images=images, source_images=source_images, n_images=n_images,
         steps_per_epoch=steps_per_epoch, Generator=G, Discriminator=D, G_opt=G_opt, D_opt=D_opt,
         sampled=sampled, NOISE=noise, step=step, epoch=epoch, step_in_epoch=step_in_epoch,
         sums=sums, checkpoint=checkpoint, train_step=train_step,
         train_loop=gan.make_train_loop(train_step, step, step_in_epoch, sums))
 
 
-def load_data(c, source):
-    """The training images (uint8 ones cast a batch at a time), the same uncached in float32 for
-    the reference statistics of --eval_every, their count and the steps of an epoch."""
-    images, n_images = source.load(uint8=True)
+def load_data(c, source, condition=None):
+    """The training images (uint8 ones cast a batch at a time; each with its condition vector
+    when conditional), the same uncached in float32 for the reference statistics of
+    --eval_every, their count and the steps of an epoch."""
+    images, n_images = source.load(uint8=True, condition=condition)
     source_images = (dataset.to_unit_range(images)
-                     if images.element_spec.dtype == tf.uint8 else images)
+                     if tf.nest.flatten(images.element_spec)[0].dtype == tf.uint8 else images)
     full_epoch = n_images // c.BATCH_SIZE if c.jit else math.ceil(n_images / c.BATCH_SIZE)
     if full_epoch == 0:
         raise UsageError('{} images make no full batch of --BATCH_SIZE={} (--jit drops partial '
@@ -232,6 +240,8 @@ class Trainer:
             run.checkpoint.open([])
         if run.chief:
             files.write_json(run.files.flags, run.current, 'the run\'s flags')
+            if run.condition:  # beside generator.keras: what its condition input means
+                run.condition.save(run.files.model_dir)
         return latest
 
     def call_hooks(self, method, *args):

@@ -81,10 +81,11 @@ def write_png(path, image, what='a picture'):
         tf.io.write_file(tmp, tf.io.encode_png(image))
 
 
-def generate_and_save_images(predictions, epoch, files):
+def generate_and_save_images(predictions, epoch, files, rows=4, cols=4):
     """Save the 16 fixed-noise samples of a 1-based epoch as a 4x4 grid at files.grid(epoch)
-    (files: a run_files.RunFiles), enlarged to be seen (viewable); returns the exact grid."""
-    grid = make_grid(to_uint8(predictions), 4, 4)
+    (files: a run_files.RunFiles), enlarged to be seen (viewable); returns the exact grid. A
+    conditional run's are rows x cols: a row per class, the same latents in every row."""
+    grid = make_grid(to_uint8(predictions), rows, cols)
     write_png(files.grid(epoch), viewable(grid), 'the sample grid of epoch {}'.format(epoch))
     return grid
 

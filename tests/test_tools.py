@@ -138,7 +138,8 @@ def test_generate_from_weights_file(trained, G):
     # another size, the seed's width, or pytorch/examples' networks
     for size, filters, arch in ((64, 128, 'seed'), (32, 1024, 'seed'), (32, 128, 'dcgan')):
         with pytest.raises(UsageError, match='pass the --ImageType, --DisInSize, --noise_dim, '
-                           '--filters and --arch of its training run'):
+                           '--filters, --arch, --conditional and --conditioning of its training '
+                           'run'):
             model.load_generator(weights, 1, size, 100, filters, arch=arch)
 
 

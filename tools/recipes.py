@@ -85,6 +85,12 @@ RECIPES.update({
     'tuned+dcgan+sn': dict(TUNED, **DCGAN, spectral_norm=True),
     'tuned+dcgan+sn+hinge': dict(TUNED, **DCGAN, spectral_norm=True, loss='hinge'),
 })
+# the quick start's recipe conditioned on the digits' classes, in each way (--conditioning)
+QUICK_START = RECIPES['tuned+ttur+dcgan+fast+r1']
+RECIPES.update({
+    'quick+projection': dict(QUICK_START, conditional=True, conditioning='projection'),
+    'quick+concat': dict(QUICK_START, conditional=True, conditioning='concat'),
+})
 
 
 FLAGS = flags.FLAGS
@@ -106,12 +112,13 @@ flags.DEFINE_list('pytorch_samples', [], 'npz files of tools/pytorch_dcgan.py, n
 
 def digits_npz(path, count, repeats):
     """A Keras-layout mnist.npz of count of the classifier's 1,500 training digits (all, or a
-    seeded draw), each repeats times, so that every dataset has the epochs of 1,500 digits."""
-    digits = arrays.read_digits()[:digit_features.TRAINED]
-    chosen = np.random.default_rng(0).permutation(len(digits))[:count]
-    np.savez(path, x_train=np.tile(digits[np.sort(chosen)], (repeats, 1, 1)),
-             y_train=np.zeros(count * repeats, np.uint8), x_test=digits[:1],
-             y_test=np.zeros(1, np.uint8))
+    seeded draw) and their classes, each repeats times, so that every dataset has the epochs of
+    1,500 digits."""
+    digits, labels = arrays.read_digits(labels=True)
+    chosen = np.sort(np.random.default_rng(0).permutation(digit_features.TRAINED)[:count])
+    np.savez(path, x_train=np.tile(digits[chosen], (repeats, 1, 1)),
+             y_train=np.tile(labels[chosen], repeats).astype(np.uint8), x_test=digits[:1],
+             y_test=labels[:1].astype(np.uint8))
 
 
 def run_config(name, data, seed):
@@ -137,13 +144,15 @@ class Scores(hooks.Hook):
     """After every epoch, the FID of the sampled generator's 1,000 samples against each
     reference, kept by epoch in recipe_fid.json beside the run's CSV log: {"1": {"training": ...,
     "held-out": ...}, ...}. The lowest training-set FID's epoch is the one --eval_every's best/
-    would keep (it compares with the training images)."""
+    would keep (it compares with the training images). A conditional generator draws 100 of each
+    digit, and the share the classifier reads as the digit asked for is kept as "accuracy"."""
 
     def __init__(self, extractor, references):
         self.extractor, self.references = extractor, references
 
     def on_epoch_end(self, run, epoch, means):
-        fake, _ = metrics.generated_features(self.extractor, run.sampler(), SAMPLES, run.seed)
+        fake, probabilities, _ = metrics.generated_features(
+            self.extractor, run.sampler(), SAMPLES, run.seed, condition=run.condition)
         path = scores_path(run.config)
         scores = {}
         if os.path.isfile(path):
@@ -151,6 +160,9 @@ class Scores(hooks.Hook):
                 scores = json.load(f)
         scores[str(epoch + 1)] = {side: metrics.fid(None, fake, (reference.mu, reference.sigma))
                                   for side, reference in self.references.items()}
+        if run.condition is not None:  # conditions.balanced: sample i is of class i mod 10
+            asked = np.arange(SAMPLES) % run.condition.size
+            scores[str(epoch + 1)]['accuracy'] = float(np.mean(probabilities.argmax(1) == asked))
         files.write_json(path, scores)
 
 

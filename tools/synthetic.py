@@ -5,12 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
-ATTR_NAMES = ('5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips '
-              'Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin '
-              'Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open '
-              'Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline '
-              'Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat '
-              'Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young').split()
+from records import CELEBA_ATTRIBUTES as ATTR_NAMES
+
 LANDMARK_NAMES = ('lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x '
                   'leftmouth_y rightmouth_x rightmouth_y').split()
 BOX_COLOUR = (255, 0, 0)
@@ -120,7 +116,7 @@ def write_celeba(root, n=36, layout='official', wild_size=(96, 112), align_size=
     if layout == 'kaggle':
         csv(os.path.join(root, 'list_bbox_celeba.csv'), rows['bbox'],
             ['image_id', 'x_1', 'y_1', 'width', 'height'])
-        csv(os.path.join(root, 'list_attr_celeba.csv'), rows['attr'], ['image_id'] + ATTR_NAMES)
+        csv(os.path.join(root, 'list_attr_celeba.csv'), rows['attr'], ['image_id'] + list(ATTR_NAMES))
         csv(os.path.join(root, 'list_landmarks_align_celeba.csv'), rows['lma'],
             ['image_id'] + LANDMARK_NAMES)
         csv(os.path.join(root, 'list_eval_partition.csv'), rows['part'], ['image_id', 'partition'])
