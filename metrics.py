@@ -496,7 +496,7 @@ def label_classifier(images, count, condition, source, stats_dir):
             net.load_weights(stem + '.weights.h5')
             logging.info('Label classifier of %s from %s (%.1f%% right on held-out images)',
                          source, stem + '.weights.h5', 100 * saved['accuracy'][0])
-            return LabelClassifier(net, condition, saved['accuracy'])
+            return LabelClassifier(net, condition, tuple(saved['accuracy']))
     start = time.time()
     x, y = [], []
     for batch_x, batch_y in images.batch(500).take(-(-count // 500)):

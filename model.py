@@ -126,9 +126,9 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     the dense layer spectrally normalized, and no BatchNorm (SN-DCGAN); logits: the output
     before the sigmoid (for the hinge and least-squares losses and R1); arch 'dcgan': LeakyReLU
     0.2, no Dropout, no Dense layer, layer_options' weights. condition_size C > 0: a second input,
-    the condition [batch, C], enters as conditioning says: concat, tiled over the last 4x4
-    features; projection, the inner product of its embedding with the pooled last features
-    added to the logit (Miyato & Koyama 2018)."""
+    the condition [batch, C], enters as conditioning says: concat, as C more channels of the
+    image (keras-io's conditional GAN); projection, the inner product of its embedding with the
+    pooled last features added to the logit (Miyato & Koyama 2018)."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -143,6 +143,10 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     conv, norm = layer_options(arch)
     x = inputs_x = Input([ImageSize, ImageSize, Channel], name='image' if condition_size else None)
     condition = Input([condition_size], name='condition') if condition_size else None
+    if condition is not None and conditioning == 'concat':
+        # state size: ImageSize x ImageSize x (Channel + C), the condition at every pixel
+        tiled = UpSampling2D((ImageSize, ImageSize))(Reshape((1, 1, condition_size))(condition))
+        x = Concatenate()([x, tiled])
     # the seed's 64x64 net: 128, 256, 512, 1024 filters; 32 drops the first block, 128 adds one
     widths = [filters // 2 ** i for i in reversed(range(blocks))]
     for i, f in enumerate(widths):
@@ -154,10 +158,6 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
         if i > 0 and seed:
             x = Dropout(dropout)(x)
     features = x
-    if condition is not None and conditioning == 'concat':
-        # state size: 4x4x(filters + C), the condition repeated at every position
-        tiled = UpSampling2D((4, 4))(Reshape((1, 1, condition_size))(condition))
-        x = Concatenate()([x, tiled])
     # state size: 1x1x1
     x = weighted(Conv2D(1, (4, 4), strides=(1, 1), padding='valid', **conv))(x)
     if seed:
@@ -167,7 +167,7 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
         x = weighted(Dense(1))(x)
     if condition is not None and conditioning == 'projection':
         # state size: 1: <embedding of the condition, the last features averaged over 4x4>
-        embedded = weighted(Dense(filters, **dict(conv, use_bias=False)))(condition)
+        embedded = weighted(Dense(filters, use_bias=False))(condition)
         x = Add()([x, Dot(axes=1)([embedded, GlobalAveragePooling2D()(features)])])
     # the sigmoid in float32 so the probability is exact under mixed precision
     output = Activation('linear' if logits else 'sigmoid', dtype='float32')(x)

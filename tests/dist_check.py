@@ -3,7 +3,8 @@ as one JSON list, in the order asked.
 
 python tests/dist_check.py VARIANT [VARIANT ...], each VARIANT a strategy (single or mirrored)
 with any of +sync_bn, +no_dropout, +recipe (DiffAugment and the generator average of --ema),
-+disc (--spectral_norm --r1=1 --loss=hinge), e.g.
++disc (--spectral_norm --r1=1 --loss=hinge), +cond (--conditional on 10 classes, each of the two
+conditionings: concat, or with +projection), e.g.
 mirrored+sync_bn+no_dropout (test_distribute.py runs main.py itself as two workers)
 """
 import functools
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import augment  # noqa: E402
+import conditions  # noqa: E402
 import devices  # noqa: E402
 import ema  # noqa: E402
 import gan  # noqa: E402
@@ -40,18 +42,25 @@ def run(variant):
     mode, *options = variant.split('+')
     strategy = make_strategy(mode)
     images = np.random.default_rng(0).uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype('float32')
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(BATCH)
+    condition = conditions.Condition(conditions.CLASS, tuple('0123456789')) \
+        if 'cond' in options else None
+    conditioning = 'projection' if 'projection' in options else 'concat'
+    ds = tf.data.Dataset.from_tensor_slices(images if condition is None else (
+        images, condition.vectors(np.arange(BATCH) * 3 % 10))).batch(BATCH)
     shard = tf.data.Options()
     shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dist = strategy.experimental_distribute_dataset(ds.with_options(shard))
     keras.utils.set_random_seed(0)
     recipe, disc = 'recipe' in options, 'disc' in options
     with strategy.scope():
+        size = condition.size if condition else 0
         G, D, G_opt, D_opt = gan.setup_model(1, SIZE, NOISE, 2e-4, 10, filters=FILTERS,
                                              sync_bn='sync_bn' in options, spectral_norm=disc,
-                                             logits=disc)
-        average = ema.SampledGenerator(G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS), 0.9,
-                                       7) if recipe else None
+                                             logits=disc, condition_size=size,
+                                             conditioning=conditioning)
+        average = ema.SampledGenerator(
+            G, model.Gen_Net(1, NOISE, SIZE, filters=FILTERS, condition_size=size,
+                             conditioning=conditioning), 0.9, 7, condition) if recipe else None
     if 'no_dropout' in options:  # masks depend on the per-replica batch shape
         for layer in D.layers:
             if isinstance(layer, keras.layers.Dropout):

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.xdist_group('distribute')
 RECIPE = 'sync_bn+no_dropout+recipe'
 VARIANTS = ['single+sync_bn+no_dropout', 'single+' + RECIPE, 'mirrored+' + RECIPE,
             'mirrored+no_dropout+recipe', 'single+' + RECIPE + '+disc',
-            'mirrored+' + RECIPE + '+disc']
+            'mirrored+' + RECIPE + '+disc'] + [
+    '{}+{}+disc+cond{}'.format(mode, RECIPE, how) for how in ('', '+projection')
+    for mode in ('single', 'mirrored')]
 
 
 @pytest.fixture(scope='session')
@@ -69,6 +71,11 @@ def test_mirrored_matches_single_device(steps):
     # and the augmentation acted
     assert not np.allclose(steps['single+sync_bn+no_dropout']['results'], one['results'],
                            rtol=1e-4)
+    # conditional networks: each replica's images with their own labels
+    for how in ('', '+projection'):
+        cond = steps['mirrored+{}+disc+cond{}'.format(RECIPE, how)]
+        assert_same_step(steps['single+{}+disc+cond{}'.format(RECIPE, how)], cond)
+        assert not np.allclose(cond['results'], disc['results'])
 
 
 def free_ports(count):
