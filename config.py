@@ -123,10 +123,10 @@ class Shape:
         'the --attributes; evaluate.py and generate.py read it from the run\'s flags.json with a '
         '.weights.h5 file (default False)')
     conditioning: str = setting(
-        'projection', 'how the condition enters the networks with --conditional: projection '
-        '(conditional BatchNorm in G, a projection discriminator: Miyato & Koyama 2018) or concat '
-        '(concatenated to the noise and to D\'s last features) (default projection; '
-        'docs/recipes.md compares them)', choices=CONDITIONINGS)
+        'concat', 'how the condition enters the networks with --conditional: concat (beside G\'s '
+        'noise, and as more channels of D\'s input image) or projection (conditional BatchNorm in '
+        'G, a projection discriminator: Miyato & Koyama 2018) (default concat, which drew the '
+        'asked digit far more often: docs/recipes.md)', choices=CONDITIONINGS)
 
 
 @dataclass(frozen=True)

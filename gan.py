@@ -88,7 +88,7 @@ def lr_schedule(lr, steps_per_epoch, decay_epochs=(10, 20, 25)):
 def setup_model(channels, image_size, noise_dim, lr, steps_per_epoch, sync_bn=False, fp16=False,
                 step=None, filters=1024, lr_D=None, decay_epochs=(10, 20, 25), dropout=0.3,
                 spectral_norm=False, logits=False, arch='seed', condition_size=0,
-                conditioning='projection'):
+                conditioning='concat'):
     """Generator, Discriminator and their Adam optimizers (beta_1 0.5), built and ready to restore;
     lr is G's learning rate and, unless lr_D is given, D's too; spectral_norm and logits shape D
     (model.Dis_Net), arch, condition_size (0: unconditional) and conditioning both.

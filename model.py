@@ -22,6 +22,7 @@ from keras.layers import (
     LeakyReLU,
     Multiply,
     ReLU,
+    Rescaling,
     Reshape,
     UpSampling2D,
 )
@@ -119,7 +120,7 @@ def spectral_layers(net):
 
 
 def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectral_norm=False,
-            logits=False, arch='seed', condition_size=0, conditioning='projection'):
+            logits=False, arch='seed', condition_size=0, conditioning='concat'):
     """Image [ImageSize, ImageSize, Channel] -> probability that it is real, shape [batch, 1];
     filters is the last block's width (the seed's 1024), halved at each block before it;
     dropout the rate of its Dropout layers (the seed's 0.3). spectral_norm: every convolution and
@@ -128,7 +129,7 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     0.2, no Dropout, no Dense layer, layer_options' weights. condition_size C > 0: a second input,
     the condition [batch, C], enters as conditioning says: concat, as C more channels of the
     image (keras-io's conditional GAN); projection, the inner product of its embedding with the
-    pooled last features added to the logit (Miyato & Koyama 2018)."""
+    last features summed over their 4x4 positions, added to the logit (Miyato & Koyama 2018)."""
     if isinstance(ImageSize, (list, tuple)):
         Length, Width = ImageSize
         if Length != Width:
@@ -166,9 +167,10 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
     if seed:
         x = weighted(Dense(1))(x)
     if condition is not None and conditioning == 'projection':
-        # state size: 1: <embedding of the condition, the last features averaged over 4x4>
+        # state size: 1: <embedding of the condition, the last features summed over 4x4>
         embedded = weighted(Dense(filters, use_bias=False))(condition)
-        x = Add()([x, Dot(axes=1)([embedded, GlobalAveragePooling2D()(features)])])
+        summed = Rescaling(16.0)(GlobalAveragePooling2D()(features))
+        x = Add()([x, Dot(axes=1)([embedded, summed])])
     # the sigmoid in float32 so the probability is exact under mixed precision
     output = Activation('linear' if logits else 'sigmoid', dtype='float32')(x)
     inputs = [inputs_x, condition] if condition is not None else inputs_x
@@ -176,7 +178,7 @@ def Dis_Net(ImageSize, Channel, sync_bn=False, filters=1024, dropout=0.3, spectr
 
 
 def Gen_Net(Channel, noise_dim=100, image_size=64, sync_bn=False, filters=1024, arch='seed',
-            condition_size=0, conditioning='projection'):
+            condition_size=0, conditioning='concat'):
     """Noise [noise_dim] -> image [image_size, image_size, Channel] in [-1, 1]; filters is the
     first block's width (the seed's 1024), halved at each block after it; arch 'dcgan': ReLU and
     layer_options' weights. condition_size C > 0: inputs [noise, condition [C]], the condition
@@ -258,7 +260,7 @@ def save_network(net, path, what):
 
 
 def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None, arch='seed',
-                   conditioning='projection'):
+                   conditioning='concat'):
     """A generator from generator.keras, or from a .weights.h5 file and the flags that shape it
     (and the conditions.json beside it, for a conditional one).
 

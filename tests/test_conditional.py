@@ -307,3 +307,8 @@ def test_generate_bad_class_is_one_line(conditional_run, tmp_path):
     line = error_line(run_script('generate.py', ['--model=' + model_file, '--attributes=Male'],
                                  tmp_path))
     assert 'conditioned on classes' in line
+    # an unconditional generator asked for a class
+    plain = str(tmp_path / 'plain' / 'generator.keras')
+    model.save_network(model.Gen_Net(1, 100, 32, filters=64), plain, 'a generator')
+    line = error_line(run_script('generate.py', ['--model=' + plain, '--class=7'], tmp_path))
+    assert 'is not a conditional generator' in line and 'drop --class' in line

@@ -191,6 +191,9 @@ def results():
                 runs = found.setdefault((data, name), {'training': [], 'held-out': []})
                 for side, fids in runs.items():
                     fids.append([scores[str(e)][side] for e in range(1, FLAGS.epochs + 1)])
+                if 'accuracy' in scores['1']:  # a conditional recipe's
+                    runs.setdefault('accuracy', []).append(
+                        [scores[str(e)]['accuracy'] for e in range(1, FLAGS.epochs + 1)])
     return found
 
 
@@ -240,6 +243,21 @@ def report(found, floors):
                           '{:.2f}'.format(best.mean() / floors[side])]
         summary['{}/{}'.format(data, name)] = entry
         print('| {} | {} | {} | {} |'.format(data, name, entry['seeds'], ' | '.join(cells)))
+    conditional = [(key, runs['accuracy']) for key, runs in found.items() if 'accuracy' in runs]
+    if conditional:
+        print('\nConditional recipes: the share of samples (100 of each digit) that the classifier '
+              'reads as the digit asked for, mean +- std over seeds\n')
+        print('| dataset | recipe | final | per seed | epoch 5 | epoch 10 |')
+        print('| --- | --- | ---: | --- | ---: | ---: |')
+        for (data, name), accuracy in conditional:
+            accuracy = np.array(accuracy)
+            summary['{}/{}'.format(data, name)]['accuracy'] = {
+                'final_mean': accuracy[:, -1].mean(), 'final_std': accuracy[:, -1].std(),
+                'per_epoch_mean': accuracy.mean(axis=0).tolist()}
+            print('| {} | {} | {:.3f} ± {:.3f} | {} | {:.3f} | {:.3f} |'.format(
+                data, name, accuracy[:, -1].mean(), accuracy[:, -1].std(),
+                ', '.join('{:.3f}'.format(a) for a in accuracy[:, -1]),
+                accuracy[:, 4].mean(), accuracy[:, 9].mean()))
     return summary
 
 
