@@ -312,3 +312,22 @@ def test_generate_bad_class_is_one_line(conditional_run, tmp_path):
     model.save_network(model.Gen_Net(1, 100, 32, filters=64), plain, 'a generator')
     line = error_line(run_script('generate.py', ['--model=' + plain, '--class=7'], tmp_path))
     assert 'is not a conditional generator' in line and 'drop --class' in line
+
+
+def test_attribute_run_grids_and_sampling(records, tmp_path):
+    run = train_in_process(tmp_path, ImageType='img_align_celeba', TFRecordPath=records,
+                           conditional=True, attributes='Male,Smiling,Eyeglasses', epochs=1,
+                           BATCH_SIZE=6, conditioning='projection')
+    plots = tmp_path / 'plot' / 'img_align_celeba-False'
+    grid = np.asarray(Image.open(plots / '001.png'))
+    # every combination of the 3 attributes, a row each: none, each alone, the pairs, all three
+    assert grid.shape[0] == grid.shape[1] and grid.shape[2] == 3  # 8 rows of 8
+    assert np.asarray(Image.open(plots / 'real.png')).shape == grid.shape
+    saved = str(tmp_path / 'models' / 'img_align_celeba-False' / 'generator.keras')
+    assert conditions.load(saved) == ATTRIBUTES
+    G = model.load_generator(saved, 3, 32, 100)
+    images, latents, (rows, cols), title, _ = generate.draw(
+        G, 2, 4, 0, asked=generate.Asked(ATTRIBUTES, attributes='Male,-Smiling'))
+    assert images.shape == (8, 32, 32, 3) and 'Male,-Smiling' in title
+    with pytest.raises(UsageError, match='conditioned on the attributes Male, Smiling'):
+        generate.Asked(ATTRIBUTES, '7')
