@@ -125,8 +125,9 @@ class Shape:
     conditioning: str = setting(
         'concat', 'how the condition enters the networks with --conditional: concat (beside G\'s '
         'noise, and as more channels of D\'s input image) or projection (conditional BatchNorm in '
-        'G, a projection discriminator: Miyato & Koyama 2018) (default concat, which drew the '
-        'asked digit far more often: docs/recipes.md)', choices=CONDITIONINGS)
+        'G, a projection discriminator: Miyato & Koyama 2018) (default concat: on the digits it '
+        'drew the asked digit from epoch 5 on, at a 23% lower FID than projection; '
+        'docs/recipes.md)', choices=CONDITIONINGS)
 
 
 @dataclass(frozen=True)

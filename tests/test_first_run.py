@@ -72,7 +72,7 @@ def defined_flags(script):
     source = open(os.path.join(ROOT, script)).read()
     names = set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
     for name in re.findall(r'config\.define_flags\(config\.(\w+)', source):
-        names |= {f.name for f in dataclasses.fields(getattr(config, name))}
+        names |= {config.flag_name(f) for f in dataclasses.fields(getattr(config, name))}
     for module in re.findall(r'^import (\w+)', source, re.M):
         path = os.path.join(ROOT, module + '.py')
         if module != 'config' and os.path.isfile(path) and (

@@ -19,6 +19,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 import arrays  # noqa: E402
+import conditions  # noqa: E402
 import config  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
@@ -106,6 +107,9 @@ flags.DEFINE_integer('epochs', 30, 'epochs of 47 steps for every recipe (default
 flags.DEFINE_integer('filters', 256, 'main.py\'s --filters (default 256)')
 flags.DEFINE_boolean('report', False, 'only read the finished runs and write the table and figure')
 flags.DEFINE_string('figure', '', 'the figure to write (default: recipes.png in --work_dir)')
+flags.DEFINE_boolean('nearest', False, 'also print how far 1,000 samples of each finished seed-1 '
+                     'run on the digits are, in pixels, from their nearest training digit, beside '
+                     'the held-out digits\' distance: are samples copies? (default False)')
 flags.DEFINE_list('pytorch_samples', [], 'npz files of tools/pytorch_dcgan.py, named '
                   '{dataset}_s{seed}.npz, to report beside the recipes as pytorch/examples, '
                   'and with an average of its generator (default: none)')
@@ -189,8 +193,8 @@ def results():
                 if len(scores) < FLAGS.epochs:
                     continue
                 runs = found.setdefault((data, name), {'training': [], 'held-out': []})
-                for side, fids in runs.items():
-                    fids.append([scores[str(e)][side] for e in range(1, FLAGS.epochs + 1)])
+                for side in ('training', 'held-out'):
+                    runs[side].append([scores[str(e)][side] for e in range(1, FLAGS.epochs + 1)])
                 if 'accuracy' in scores['1']:  # a conditional recipe's
                     runs.setdefault('accuracy', []).append(
                         [scores[str(e)]['accuracy'] for e in range(1, FLAGS.epochs + 1)])
@@ -213,6 +217,40 @@ def pytorch_results(extractor, references):
                     runs[side].append([metrics.fid(None, f, (reference.mu, reference.sigma))
                                        for f in features])
     return found
+
+
+def nearest_report(digits):
+    """Print, for each finished seed-1 run on the digits, the pixel distance of 1,000 samples (as
+    many of each digit for a conditional one) to their nearest training digit, beside the
+    held-out digits' own: samples much nearer than real unseen digits are copies."""
+    import keras
+    train = digits[:digit_features.TRAINED].reshape(digit_features.TRAINED, -1)
+
+    def nearest(x):
+        d2 = (x ** 2).sum(1)[:, None] + (train ** 2).sum(1)[None] - 2 * x @ train.T
+        return np.sqrt(np.maximum(d2.min(axis=1), 0))
+
+    held = nearest(digits[digit_features.TRAINED:].reshape(len(digits) - len(train), -1))
+    close = np.percentile(held, 5)
+    print('\nDistance to the nearest training digit (pixels in [-1, 1], 32x32): held-out real '
+          'digits median {:.2f}, 5th percentile {:.2f}\n'.format(np.median(held), close))
+    print('| recipe | median | 5th percentile | share nearer than 95% of held-out digits |')
+    print('| --- | ---: | ---: | ---: |')
+    for name in FLAGS.recipes:
+        path = run_config(name, 'digits', 1)
+        path = os.path.join(path.MODEL_PATH, path.save_name, 'generator.keras')
+        if not os.path.isfile(path):
+            continue
+        generator = keras.models.load_model(path, compile=False)
+        condition = conditions.Condition(conditions.CLASS, tuple('0123456789'))
+        fake, _, _ = metrics.generated_features(
+            metrics.FeatureExtractor(keras.Sequential([keras.Input([32, 32, 1]),
+                                                       keras.layers.Flatten()]), 'pixels'),
+            generator, SAMPLES, 1, condition=condition if len(generator.inputs) == 2 else None)
+        distance = nearest(fake)
+        print('| {} | {:.2f} | {:.2f} | {:.3f} |'.format(name, np.median(distance),
+                                                         np.percentile(distance, 5),
+                                                         np.mean(distance < close)))
 
 
 def report(found, floors):
@@ -323,6 +361,8 @@ def main(_argv):
         train_all(extractor, references)
     found = {**results(), **pytorch_results(extractor, references)}
     summary = report(found, floors)
+    if FLAGS.nearest:
+        nearest_report(digits)
     figure = FLAGS.figure or os.path.join(FLAGS.work_dir, 'recipes.png')
     if found:
         draw(found, floors, figure)
