@@ -520,11 +520,13 @@ class Folder(RecordSource):
     def class_names(self):
         labels = self.folder_labels()
         if len(labels) < 2:
-            raise UsageError('{} has no classes to condition on: its pictures were not in '
-                             'subfolders (one per class) when it was converted. Put each class in '
+            found = 'all in {}'.format(list(labels)[0] or 'the top folder') if labels \
+                else 'no labels stored'
+            raise UsageError('{} has no classes to condition on ({}): its pictures were not in '
+                             'subfolders, one per class, when it was converted. Put each class in '
                              'its own subfolder, convert again with {} --DatasetPath=... '
                              '--TFRecordPath={} --overwrite, or train without --conditional.'
-                             .format(self.tfrecord_dir, utils.command('convert_tfrecord.py'),
+                             .format(self.tfrecord_dir, found, utils.command('convert_tfrecord.py'),
                                      self.tfrecord_dir))
         return conditions.class_names(self.image_type, len(labels), labels)
 

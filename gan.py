@@ -157,12 +157,12 @@ def make_train_step(models, opts, strategy, noise_dim, batch_size, seed, element
         def for_loss(output):  # the seed's bce takes probabilities; hinge and ls take logits
             return tf.sigmoid(output) if logits and loss == 'bce' else output
 
-        for layer in normalized:
-            layer.power_iteration()
-        gen_tape = tf.GradientTape()
         def judged(x):  # D's output on images x of the batch's conditions
             return model.apply(Discriminator, x, condition, training=True)
 
+        for layer in normalized:
+            layer.power_iteration()
+        gen_tape = tf.GradientTape()
         with gen_tape, tf.GradientTape() as disc_tape:
             generated_images = model.apply(Generator, noise, condition, training=True)
             fake_images = augmented(generated_images, 2)

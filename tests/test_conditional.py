@@ -315,9 +315,9 @@ def test_generate_bad_class_is_one_line(conditional_run, tmp_path):
 
 
 def test_attribute_run_grids_and_sampling(records, tmp_path):
-    run = train_in_process(tmp_path, ImageType='img_align_celeba', TFRecordPath=records,
-                           conditional=True, attributes='Male,Smiling,Eyeglasses', epochs=1,
-                           BATCH_SIZE=6, conditioning='projection')
+    train_in_process(tmp_path, ImageType='img_align_celeba', TFRecordPath=records,
+                     conditional=True, attributes='Male,Smiling,Eyeglasses', epochs=1,
+                     BATCH_SIZE=6, conditioning='projection')
     plots = tmp_path / 'plot' / 'img_align_celeba-False'
     grid = np.asarray(Image.open(plots / '001.png'))
     # every combination of the 3 attributes, a row each: none, each alone, the pairs, all three
