@@ -521,6 +521,7 @@ def from_flags(config_class, flag_values=flags.FLAGS):
         value = flag_values[flag_name(field)].value
         if field.metadata['path']:
             value = files.expand_path(value)
+            files.check_local(value, '--' + flag_name(field))
         elif kind_of(field) is tuple:
             value = tuple(value)
         values[field.name] = value

@@ -4,6 +4,7 @@ before any work."""
 import contextlib
 import json
 import os
+import re
 import tempfile
 
 from errors import OutputError, UsageError, tensorflow_errors
@@ -47,6 +48,17 @@ def saving(what, path):
 def expand_path(path):
     """A path flag's value with ~ and $VARS expanded (the shell leaves them in --flag=~/x)."""
     return os.path.expandvars(os.path.expanduser(path)) if path else path
+
+
+def check_local(path, flag):
+    """Refuse at once a path on cloud storage (gs://, s3://, hdfs://, ...): every file of a run
+    goes through the local file system, where such a path became a folder named 'gs:' that held
+    the run's lock while the weights alone failed after an epoch."""
+    scheme = re.match(r'([A-Za-z][A-Za-z0-9+.-]*)://', path or '')
+    if scheme:
+        raise UsageError('{}={}: paths on cloud storage ({}://) are not supported yet; copy the '
+                         'files to a local folder, or mount the bucket (e.g. gcsfuse, s3fs) and '
+                         'pass its local path.'.format(flag, path, scheme.group(1)))
 
 
 def check_output_file(path, extensions=None):

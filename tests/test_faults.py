@@ -660,3 +660,17 @@ def test_tool_errors_are_one_line(two_epochs, tmp_path):
     Image.new('L', (4, 4)).save(png)
     assert 'is not a text file' in error_line(run_script('plot_logs.py', [str(png)],
                                                          str(tmp_path)))
+
+
+def test_a_cloud_path_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    # it used to make a local folder 'gs:' holding the lock and train an epoch before failing
+    from absl import flags
+    import config
+    monkeypatch.chdir(tmp_path)
+    flag_values = flags.FlagValues()
+    config.define_flags(config.TrainConfig, 'main', flag_values)
+    flag_values(['main.py', '--MODEL_PATH=gs://no-such-bucket-here/m'])
+    with pytest.raises(UsageError, match=r'--MODEL_PATH=gs://no-such-bucket-here/m: paths on '
+                       r'cloud storage \(gs://\) are not supported yet'):
+        config.from_flags(config.TrainConfig, flag_values)
+    assert os.listdir(tmp_path) == []
