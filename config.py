@@ -120,8 +120,8 @@ class Shape:
     conditional: bool = setting(
         False, 'train G and D on the labels of the data, to draw the class asked for: digits\', '
         'MNIST\'s and CIFAR-10\'s classes, a converted folder\'s subfolders, or with CelebA types '
-        'the --attributes; evaluate.py and generate.py read it from the run\'s flags.json with a '
-        '.weights.h5 file (default False)')
+        'the --attributes; evaluate.py and generate.py need not be told: a generator is '
+        'conditional when the conditions.json of its run is beside it (default False)')
     conditioning: str = setting(
         'concat', 'how the condition enters the networks with --conditional: concat (beside G\'s '
         'noise, and as more channels of D\'s input image) or projection (conditional BatchNorm in '
