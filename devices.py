@@ -94,6 +94,25 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def stop_agreement(strategy):
+    """With several workers, the function that every one of them calls at the same points of the
+    loop with whether it was asked to stop (a SIGTERM reaches one preempted machine), and that
+    says whether any of them was: all then save the same step and stop, where the others used to
+    wait in the next collective until it timed out. None for one process, whose own signal
+    decides."""
+    resolver = getattr(strategy, 'cluster_resolver', None)
+    tasks = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if sum(len(t) for t in tasks.values()) < 2:
+        return None
+
+    @tf.function
+    def asked(flag):
+        per_replica = strategy.run(lambda: tf.identity(flag))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return lambda stop: float(asked(tf.constant(float(stop)))) > 0
+
+
 def is_chief(strategy):
     """Whether this process writes the run's files (always, except non-chief multi-worker tasks)."""
     resolver = getattr(strategy, 'cluster_resolver', None)

@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import math
 import shutil
+import signal
 from typing import Any, Optional
 
 import keras
@@ -40,6 +41,7 @@ class RunState:
     stop: StopRequest               # its .signal is set by Ctrl-C or SIGTERM
     strategy: tf.distribute.Strategy
     chief: bool                     # the worker that writes the run's files
+    agree_stop: Any                 # with several workers: devices.stop_agreement's function
     precision: str                  # none, bf16 or fp16 (--mixed_precision=auto resolved)
     current: dict                   # the run's flags as it uses them (bbox False where ignored)
     saved: Optional[dict]           # the flags of the run resumed, if any
@@ -105,6 +107,7 @@ def build(c):
     precision = devices.set_precision(c.mixed_precision)
     strategy = devices.make_strategy(c.strategy)
     chief = devices.is_chief(strategy)
+    agree_stop = devices.stop_agreement(strategy)
     replicas = strategy.num_replicas_in_sync
     if c.BATCH_SIZE % replicas:
         raise UsageError('--BATCH_SIZE={} does not split over {} replicas: use a multiple of '
@@ -160,6 +163,7 @@ def build(c):
                                      c.update_order == 'alternating')
     return RunState(
         config=c, files=run_paths, stop=StopRequest(), strategy=strategy, chief=chief,
+        agree_stop=agree_stop,
         precision=precision, current=current, saved=saved, seed=seed, augment=augment,
         condition=condition, images=images, source_images=source_images, n_images=n_images,
         steps_per_epoch=steps_per_epoch, Generator=G, Discriminator=D, G_opt=G_opt, D_opt=D_opt,
@@ -244,6 +248,15 @@ class Trainer:
                 run.condition.save(run.files.model_dir)
         return latest
 
+    def stop_signal(self):
+        """The signal that stops the run now, or None: this process's, or with several workers
+        whenever any of them got one (its own, else SIGTERM, as the preempted one got), so that
+        all of them stop at the same step. Every worker calls it at the same points."""
+        run = self.state
+        if run.agree_stop is None or not run.agree_stop(run.stop.signal is not None):
+            return run.stop.signal
+        return run.stop.signal or signal.SIGTERM
+
     def call_hooks(self, method, *args):
         """Call method on every hook, in order, with the run's state."""
         for hook in self.hooks:
@@ -258,7 +271,11 @@ class Trainer:
         run.epoch_lr = float(run.G_opt.learning_rate)  # boundaries fall between epochs
         self.call_hooks('on_epoch_begin', epoch)
         iterator = iter(batches)
-        while int(run.step_in_epoch) < run.steps_per_epoch and run.stop.signal is None:
+        stop = None
+        while int(run.step_in_epoch) < run.steps_per_epoch:
+            stop = self.stop_signal()
+            if stop is not None:
+                break
             k = min(c.steps_per_loop, run.steps_per_epoch - int(run.step_in_epoch))
             try:
                 values, first_bad = run.train_loop(iterator, tf.constant(k, tf.int64))
@@ -277,9 +294,9 @@ class Trainer:
                                  'then run again.'.format(int(first_bad), epoch + 1, values[2],
                                                           values[3], run.checkpoint.kept()))
             self.call_hooks('on_train_batch_end', int(run.step), values)
-        if run.stop.signal is not None and int(run.step_in_epoch) < run.steps_per_epoch:
+        if stop is not None:
             path = self.save()
-            raise Stopped(run.stop.signal, 'at epoch {}, step {} of {}; saved {}. Run the same '
+            raise Stopped(stop, 'at epoch {}, step {} of {}; saved {}. Run the same '
                           'command again to continue from there.'.format(
                               epoch + 1, int(run.step_in_epoch), run.steps_per_epoch, path))
 
@@ -291,8 +308,9 @@ class Trainer:
         run.step_in_epoch.assign(0)
         run.sums.assign(tf.zeros([4], tf.float64))
         self.save()
-        if run.stop.signal is not None:
-            raise Stopped(run.stop.signal, 'after epoch {}; checkpoint saved. Run the same '
+        stop = self.stop_signal()
+        if stop is not None:
+            raise Stopped(stop, 'after epoch {}; checkpoint saved. Run the same '
                           'command again to continue.'.format(epoch + 1))
 
     def save(self):

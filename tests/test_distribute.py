@@ -4,9 +4,11 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -88,43 +90,65 @@ def free_ports(count):
         return [s.getsockname()[1] for s in sockets]
 
 
-def two_workers(args, cwd):
-    """Run main.py args as the two workers of a local MultiWorkerMirrored cluster; their results."""
+def two_workers(args, cwd, preempt_after=None):
+    """Run main.py args as the two workers of a local MultiWorkerMirrored cluster; their exit
+    statuses and output (stdout and stderr). preempt_after: text whose appearance in the chief's
+    output (the one with a progress bar) sends worker 1 SIGTERM, as a preempted machine gets;
+    the time from then to the last exit."""
     workers = ['localhost:{}'.format(port) for port in free_ports(2)]
-    procs = []
+    procs, logs = [], []
     for index in range(2):
         config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+        logs.append(open(os.path.join(cwd, '..', 'worker{}.log'.format(index)), 'w+'))
         procs.append(subprocess.Popen(
             [sys.executable, os.path.join(ROOT, 'main.py'), '--strategy=multi_worker'] + args,
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, stdout=logs[-1], stderr=subprocess.STDOUT, text=True,
             env=dict(script_env(), TF_CONFIG=json.dumps(config))))
     try:
-        return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+        start = time.time()
+        while preempt_after and time.time() - start < 300:
+            if preempt_after in open(logs[0].name).read() or procs[1].poll() is not None:
+                procs[1].send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        start = time.time()
+        statuses = [p.wait(timeout=300) for p in procs]
+        return [(s, open(log.name).read()) for s, log in zip(statuses, logs)], time.time() - start
     finally:
-        for p in procs:
+        for p, log in zip(procs, logs):
             p.kill()
+            log.close()
 
 
 @pytest.mark.slow
 def test_two_workers_equal_one_device_and_resume_from_the_same_step(mnist_npz, tmp_path):
     # a run trained one epoch on one device, resumed for a second by two processes
-    # (MultiWorkerMirroredStrategy, TF_CONFIG) with DiffAugment and the generator average: every
-    # step equals the same run on one device. The other worker used to restore from its own
-    # empty scratch folder: it trained from step 0 beside the resumed chief and failed in a
-    # collective once the chief had left
-    recipe = dict(ImageType='MNIST', mnist_path=mnist_npz, seed=5, steps_per_epoch=2,
+    # (MultiWorkerMirroredStrategy, TF_CONFIG) with DiffAugment and the generator average, one of
+    # them preempted (SIGTERM) mid-epoch, both run again: every step equals the same run on one
+    # device. The other worker used to restore from its own empty scratch folder (it trained from
+    # step 0 beside the resumed chief and failed in a collective once the chief had left), and
+    # to wait in a collective until it timed out when the other was preempted
+    recipe = dict(ImageType='MNIST', mnist_path=mnist_npz, seed=5, steps_per_epoch=4,
                   sync_bn=True, dropout=0.0, ema=0.99, augment='color,translation,cutout')
     cwd = str(tmp_path / 'run')
     # the first epoch on one device (in this process), as a user moving to two machines
     train_in_process(cwd, epochs=1, **recipe)
     args = SMALL + ['--{}={}'.format(k, v) for k, v in recipe.items()] + ['--epochs=2']
-    for status, err in two_workers(args, cwd):
-        assert status == 0, err
-        assert 'Resuming from models/MNIST-False/checkpoints/ckpt-2' in err
+    # both save the same step and stop, with the status of SIGTERM, which schedulers restart on
+    results, seconds = two_workers(args, cwd, preempt_after='epoch 2/2:  25%')
+    stopped = [re.search(r'Stopped by SIGTERM at epoch 2, step (\d) of 4', out) for _, out in results]
+    assert [status for status, _ in results] == [128 + signal.SIGTERM] * 2, results
+    assert stopped[0] and stopped[1] and stopped[0].group(1) == stopped[1].group(1), results
+    assert seconds < 60
+    step = 4 + int(stopped[0].group(1))
+    results, _ = two_workers(args, cwd)
+    for status, out in results:
+        assert status == 0, out
+        assert 'Resuming from models/MNIST-False/checkpoints/ckpt-{}'.format(step) in out
     # only the chief wrote into the run's folder
     assert sorted(os.listdir(os.path.join(cwd, 'models', 'MNIST-False', 'checkpoints'))) == [
-        'checkpoint', 'ckpt-2.data-00000-of-00001', 'ckpt-2.index', 'ckpt-4.data-00000-of-00001',
-        'ckpt-4.index']
+        'checkpoint'] + ['ckpt-{}.{}'.format(n, kind) for n in sorted({4, step, 8}, key=str)
+                         for kind in ('data-00000-of-00001', 'index')]
     one = train_in_process(tmp_path / 'one', epochs=2, **recipe)
     np.testing.assert_allclose(*[np.loadtxt(path, delimiter=',', skiprows=1) for path in (
         os.path.join(cwd, 'logs', 'MNIST-False-loss.csv'), one.files.loss_csv)], atol=1e-4)
