@@ -479,10 +479,12 @@ class LabelClassifier:
 
 
 def label_classifier(images, count, condition, source, stats_dir):
-    """The LabelClassifier of the first count (at most CLASSIFIER_IMAGES) labelled real images
-    (image, condition vector), every tenth held out: trained once and cached in stats_dir,
-    keyed like the reference statistics (its weights and accuracy, no code)."""
-    count = min(count, CLASSIFIER_IMAGES)
+    """The LabelClassifier of count labelled real images (image, condition vector), or of
+    CLASSIFIER_IMAGES of them evenly spread (a folder's records come class by class), every
+    tenth held out: trained once and cached in stats_dir, keyed like the reference statistics
+    (its weights and accuracy, no code)."""
+    stride = -(-count // CLASSIFIER_IMAGES)
+    images, count = images.shard(stride, 0), len(range(0, count, stride))
     key = json.dumps({'source': source, 'count': count,
                       'condition': dataclasses.asdict(condition), 'version': 1}, sort_keys=True)
     stem = os.path.join(stats_dir, 'classifier-{}'.format(
