@@ -186,7 +186,8 @@ class SampleGrids(Hook):
             self.events.flush()
 
 
-# the real images a conditional real.png looks through for each row's class
+# the real images a conditional real.png looks through for each row's class: spread evenly over
+# data of up to 10 times as many (a folder's records come class by class), else the first ones
 REAL_SEARCHED = 5000
 
 
@@ -217,8 +218,10 @@ class RealGrid(Hook):
                 images, rows, cols = next(iter(run.source_images.batch(16))).numpy(), 4, 4
             else:
                 _, vectors, rows, cols = conditional_grid_inputs(run.NOISE, run.condition)
-                images = real_rows(run.source_images.take(REAL_SEARCHED).batch(500),
-                                   vectors[::cols], cols)
+                stride = -(-run.n_images // REAL_SEARCHED) if run.n_images <= 10 * REAL_SEARCHED \
+                    else 1
+                images = real_rows(run.source_images.shard(stride, 0).take(REAL_SEARCHED)
+                                   .batch(500), vectors[::cols], cols)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
             raise run.config.source.read_error(e)
         if len(images) < rows * cols:  # fewer images than tiles: repeat them
