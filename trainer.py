@@ -253,9 +253,12 @@ class Trainer:
         whenever any of them got one (its own, else SIGTERM, as the preempted one got), so that
         all of them stop at the same step. Every worker calls it at the same points."""
         run = self.state
-        if run.agree_stop is None or not run.agree_stop(run.stop.signal is not None):
-            return run.stop.signal
-        return run.stop.signal or signal.SIGTERM
+        signum = run.stop.signal  # read once: a signal during the agreement counts at the next
+        if run.agree_stop is None:
+            return signum
+        if not run.agree_stop(signum is not None):
+            return None
+        return signum or signal.SIGTERM
 
     def call_hooks(self, method, *args):
         """Call method on every hook, in order, with the run's state."""
