@@ -14,6 +14,7 @@ from typing import Optional
 
 from absl import flags
 
+from errors import UsageError
 import files
 import records
 
@@ -441,7 +442,6 @@ class TrainConfig(Precision, Metrics, Training, PlotPath, Outputs, Attributes, S
         """The conditions.Condition that --conditional trains on (None without it)."""
         if not self.conditional:
             if self.attributes:
-                from errors import UsageError
                 raise UsageError('--attributes={} conditions a run only with --conditional: add '
                                  'it.'.format(self.attributes))
             return None

@@ -69,7 +69,11 @@ def load_digits(size):
 
 def load_cifar10(path, size):
     """CIFAR-10's training images at [size, size, 3] in [-1, 1]: area-shrunk or bilinear-enlarged."""
-    train_x = read_cifar10(path or None)
+    return cifar_like(read_cifar10(path or None), size)
+
+
+def cifar_like(train_x, size):
+    """uint8 images [N, 32, 32, 3] at [size, size, 3] in [-1, 1], as load_cifar10 gives them."""
     ds = to_unit_range(tf.data.Dataset.from_tensor_slices(train_x).batch(1000))
     if size != 32:
         ds = ds.map(lambda x: tf.clip_by_value(tf.image.resize(
@@ -376,17 +380,25 @@ class ArraySource(DataSource):
     """Images held whole in memory (MNIST, digits, CIFAR-10)."""
 
     def load(self, uint8=False, condition=None):
-        images = self.images()
-        vectors = None if condition is None else condition.vectors(self.labels())
-        return with_conditions(images, vectors), int(images.cardinality())
+        if condition is None:
+            images = self.images(self.read())
+            return images, int(images.cardinality())
+        train_x, labels = self.read(labels=True)  # one read of the file for both
+        images = self.images(train_x)
+        return with_conditions(images, condition.vectors(labels)), int(images.cardinality())
 
-    def images(self):
-        """The unbatched float32 images in [-1, 1]."""
+    def read(self, labels=False):
+        """The uint8 training images as arrays.py reads them (with labels: and their classes,
+        int64 [N])."""
+        raise NotImplementedError
+
+    def images(self, train_x):
+        """The unbatched float32 images in [-1, 1] of the uint8 ones read."""
         raise NotImplementedError
 
     def labels(self):
         """The class of each image, int64 [N]."""
-        raise NotImplementedError
+        return self.read(labels=True)[1]
 
     def class_names(self):
         return conditions.class_names(self.image_type, int(self.labels().max()) + 1)
@@ -405,21 +417,21 @@ class ArraySource(DataSource):
 class Mnist(ArraySource):
     channels = 1
 
-    def images(self):
-        return load_mnist(self.array_path or None, self.size)
+    def read(self, labels=False):
+        return read_mnist_npz(self.array_path or None, labels)
 
-    def labels(self):
-        return read_mnist_npz(self.array_path or None, labels=True)[1]
+    def images(self, train_x):
+        return digits_like_mnist(train_x, self.size)
 
 
 class Digits(ArraySource):
     channels = 1
 
-    def images(self):
-        return load_digits(self.size)
+    def read(self, labels=False):
+        return read_digits(labels)
 
-    def labels(self):
-        return read_digits(labels=True)[1]
+    def images(self, train_x):
+        return digits_like_mnist(train_x, self.size)
 
     def data_identity(self):
         import sklearn
@@ -427,11 +439,11 @@ class Digits(ArraySource):
 
 
 class Cifar10(ArraySource):
-    def images(self):
-        return load_cifar10(self.array_path, self.size)
+    def read(self, labels=False):
+        return read_cifar10(self.array_path or None, labels)
 
-    def labels(self):
-        return read_cifar10(self.array_path or None, labels=True)[1]
+    def images(self, train_x):
+        return cifar_like(train_x, self.size)
 
 
 class RecordSource(DataSource):

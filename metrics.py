@@ -423,7 +423,7 @@ def conditional_results(condition, accuracy, judge, reference, fake):
                                                                  judge.ceiling[1])))
     if condition.kind == conditions.CLASS and reference.labels is not None:
         real_class = np.argmax(reference.labels, axis=1)
-        fake_class = np.arange(len(fake)) % condition.size  # conditions.balanced's order
+        fake_class = np.argmax(condition.balanced(len(fake)), axis=1)  # as they were drawn
         result['class_fid'] = {
             name: fid(reference.features[real_class == i], fake[fake_class == i])
             if min(np.sum(real_class == i), np.sum(fake_class == i)) > 1 else float('nan')
@@ -465,9 +465,8 @@ class LabelClassifier:
     def predict(self, images):
         """The predicted condition vectors of a batch: one-hot classes, or 0/1 attributes."""
         p = self.run(tf.cast(images, tf.float32)).numpy()
-        if self.condition.kind == conditions.CLASS:
-            return np.eye(self.condition.size, dtype=np.float32)[p.argmax(axis=1)]
-        return (p > 0.5).astype(np.float32)
+        return self.condition.vectors(p.argmax(axis=1) if self.condition.kind == conditions.CLASS
+                                      else p > 0.5)
 
     def accuracy(self, predicted, vectors):
         """(share of images whose class, or each attribute, is the one asked for; per

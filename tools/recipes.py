@@ -164,8 +164,8 @@ class Scores(hooks.Hook):
                 scores = json.load(f)
         scores[str(epoch + 1)] = {side: metrics.fid(None, fake, (reference.mu, reference.sigma))
                                   for side, reference in self.references.items()}
-        if run.condition is not None:  # conditions.balanced: sample i is of class i mod 10
-            asked = np.arange(SAMPLES) % run.condition.size
+        if run.condition is not None:  # the classes the samples were drawn for
+            asked = run.condition.balanced(SAMPLES).argmax(axis=1)
             scores[str(epoch + 1)]['accuracy'] = float(np.mean(probabilities.argmax(1) == asked))
         files.write_json(path, scores)
 
