@@ -3,13 +3,13 @@ scikit-learn's digits and CIFAR-10's official tarballs (python or binary version
 Nothing in a user's file is run: CIFAR-10's pickled batches go through an unpickler that admits
 only numpy's array classes."""
 import io
-import os
 import pickle
 import re
 import tarfile
 
 import numpy as np
 
+import files
 from errors import UsageError
 
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
@@ -45,11 +45,11 @@ def read_mnist_npz(path, labels=False):
         x, y = keras_download('mnist', 'MNIST', 'download mnist.npz elsewhere and pass '
                               '--mnist_path=/path/to/mnist.npz')
         return (x, y) if labels else x
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise UsageError('--mnist_path {} does not exist: give the path of a Keras-layout '
                          'mnist.npz, or leave it empty to download MNIST.'.format(path))
     try:
-        with np.load(path) as data:
+        with files.open_file(path, 'rb') as f, np.load(f) as data:
             missing = {'x_train', 'y_train', 'x_test', 'y_test'} - set(data.files)
             if missing:
                 raise UsageError('{} is not in the mnist.npz layout: it lacks {}; it needs the '
@@ -123,20 +123,20 @@ def read_cifar10(path, labels=False):
         x, y = keras_download('cifar10', 'CIFAR-10', 'download {} elsewhere and pass '
                               '--cifar_path=/path/to/cifar-10-python.tar.gz'.format(CIFAR_URL))
         return (x, y) if labels else x
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise UsageError('--cifar_path {} does not exist: give the official '
                          'cifar-10-python.tar.gz or an npz with x_train, or leave it empty to '
                          'download CIFAR-10.'.format(path))
     try:
         if path.endswith('.npz'):
-            with np.load(path) as data:
+            with files.open_file(path, 'rb') as f, np.load(f) as data:
                 if 'x_train' not in data.files:
                     raise UsageError('{} has no x_train array: it needs Keras\' layout '
                                      '(x_train, y_train, x_test, y_test).'.format(path))
                 train_x = data['x_train']
                 train_y = data['y_train'] if 'y_train' in data.files else None
         else:
-            with tarfile.open(path) as tar:
+            with files.open_file(path, 'rb') as f, tarfile.open(fileobj=f) as tar:  # (read by files)
                 batches = sorted(m for m in tar.getnames()
                                  if re.search(r'/data_batch_\d+(\.bin)?$', m))
                 if not batches:

@@ -1,8 +1,6 @@
 """Measure input-pipeline and train_step throughput against a seed-faithful reference, in one process."""
-import glob
 import json
 import os
-import shutil
 import tempfile
 import time
 
@@ -20,6 +18,7 @@ import convert_tfrecord  # noqa: E402
 import dataset  # noqa: E402
 import devices  # noqa: E402
 import errors  # noqa: E402
+import files  # noqa: E402
 import gan  # noqa: E402
 import metrics  # noqa: E402
 import records  # noqa: E402
@@ -197,7 +196,7 @@ def main(_argv):
     convert(root, full)
     convert(root, wild, image_types=['img_celeba'])
     convert(root, preresized, image_types=['img_celeba'], image_size=settings.size)
-    record_mb = {name: sum(os.path.getsize(f) for f in glob.glob(records.record_pattern(path, '*')))
+    record_mb = {name: sum(files.getsize(f) for f in files.glob(records.record_pattern(path, '*')))
                  / 1e6 for name, path in (('full', wild), ('preresized', preresized))}
     print('device: {}; batch {}, {}x{} images'.format(device, settings.batch, settings.size, settings.size))
 
@@ -304,7 +303,7 @@ def main(_argv):
                                     / reference_pipeline['celeba_bbox'], 2),
         'record_mb': {k: round(v, 2) for k, v in record_mb.items()},
     }))
-    shutil.rmtree(work, ignore_errors=True)
+    files.rmtree(work)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,9 @@
 """The run's checkpoint: what it keeps beyond the networks (the CSV rows, the best FID, the run's
 flags), the newest checkpoint that restores whole (past a damaged one or a lost state file), and
 saving one completely or not at all."""
-import glob
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
 
@@ -13,6 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from errors import OutputError, UsageError, short_text
+import files
 from files import writing
 
 FLAGS_KEY = 'run_flags/.ATTRIBUTES/VARIABLE_VALUE'
@@ -25,7 +24,7 @@ DAMAGE = (tf.errors.OpError, IndexError)
 def numbered(directory):
     """The checkpoint prefixes in directory, newest (highest number) first."""
     found = []
-    for index in glob.glob(os.path.join(directory, 'ckpt-*.index')):
+    for index in files.glob(os.path.join(directory, 'ckpt-*.index')):
         match = re.fullmatch(r'ckpt-(\d+)\.index', os.path.basename(index))
         if match:
             found.append((int(match.group(1)), index[:-len('.index')]))
@@ -36,25 +35,31 @@ def saved_flags(directory):
     """The flags the newest readable checkpoint in directory holds, or None."""
     for prefix in numbered(directory):
         try:
-            return json.loads(tf.train.load_checkpoint(prefix).get_tensor(FLAGS_KEY))
+            return json.loads(reader(prefix).get_tensor(FLAGS_KEY))
         except (DAMAGE + (ValueError, KeyError)):
             continue
     return None
 
 
+def reader(prefix):
+    """The reader of the checkpoint prefix (not tf.train.load_checkpoint, which takes a prefix for
+    a folder where ram:// says it is one: ckpt-4 on ram:// is, since ckpt-4.index begins so)."""
+    return tf.compat.v1.train.NewCheckpointReader(prefix)
+
+
 def read_whole(prefix):
     """Read every tensor of a checkpoint (checking each one's checksum); its reader, or DAMAGE."""
-    reader = tf.train.load_checkpoint(prefix)
-    for name in reader.get_variable_to_shape_map():
-        reader.get_tensor(name)
-    return reader
+    whole = reader(prefix)
+    for name in whole.get_variable_to_shape_map():
+        whole.get_tensor(name)
+    return whole
 
 
 def move_damaged(prefix):
     """Rename a damaged checkpoint's files to *.damaged, out of the way but not lost."""
-    for path in glob.glob(prefix + '.*'):
+    for path in files.glob(prefix + '.*'):
         if not path.endswith('.damaged'):
-            os.replace(path, path + '.damaged')
+            files.rename(path, path + '.damaged')
 
 
 class RunCheckpoint:
@@ -79,17 +84,18 @@ class RunCheckpoint:
         # but into a scratch folder of their own (a worker that restored from its empty scratch
         # folder trained from step 0 beside a resumed chief, and failed in a collective)
         self.directory, self.chief = directory, chief
+        # (on this machine's own disk: it is no file of the run's, and is deleted at the end)
         self.scratch = None if chief else tempfile.mkdtemp(prefix='dcgan-worker-')
         self.keep = keep
         self.manager = None
 
     def restore(self, current):
         """Restore the newest checkpoint that restores whole and return its prefix, its manager
-        started (None if there is none: start it with open() then). Damaged ones are moved aside
+        started (None if there is none: start it with start_manager() then). Damaged ones are moved aside
         with a warning, the state file rewritten. current: this run's flags, to name those that
         differ from the checkpoint's when it does not fit. Only the chief changes the folder."""
-        for leftover in glob.glob(os.path.join(self.directory, '*_temp')) if self.chief else ():
-            shutil.rmtree(leftover, ignore_errors=True)  # a save that was cut off
+        for leftover in files.glob(os.path.join(self.directory, '*_temp')) if self.chief else ():
+            files.rmtree(leftover)  # a save that was cut off
         prefixes = numbered(self.directory)
         try:
             state = tf.train.get_checkpoint_state(self.directory)
@@ -125,7 +131,7 @@ class RunCheckpoint:
                 logging.warning('The checkpoint state file of %s names %s, but the newest '
                                 'checkpoint there is %s: resuming from %s', self.directory,
                                 named or 'nothing (it is missing or unreadable)', chosen, chosen)
-            self.open(numbered(self.directory))
+            self.start_manager(numbered(self.directory))
             return prefix
         if damaged:
             raise UsageError('every checkpoint in {} is damaged ({}): add --noresume to start a '
@@ -133,7 +139,7 @@ class RunCheckpoint:
                                  self.directory, '; '.join(damaged)))
         return None
 
-    def open(self, prefixes):
+    def start_manager(self, prefixes):
         """Rewrite the state file to list prefixes (newest first) and start the manager.
 
         Each is listed with its time, after the last preserved one: without times the manager
@@ -143,9 +149,9 @@ class RunCheckpoint:
             self.manager = tf.train.CheckpointManager(self.ckpt, self.scratch,
                                                       max_to_keep=self.keep)
             return
-        if prefixes or os.path.exists(os.path.join(self.directory, 'checkpoint')):
+        if prefixes or files.exists(os.path.join(self.directory, 'checkpoint')):
             oldest_first = prefixes[::-1]
-            times = [os.path.getmtime(p + '.index') for p in oldest_first]
+            times = [files.getmtime(p + '.index') for p in oldest_first]
             with writing('the checkpoint state file', os.path.join(self.directory, 'checkpoint')):
                 tf.compat.v1.train.update_checkpoint_state(
                     self.directory, os.path.basename(prefixes[0]) if prefixes else '',
@@ -168,9 +174,9 @@ class RunCheckpoint:
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError,) + DAMAGE as e:
-            for path in glob.glob(os.path.join(self.manager.directory,
-                                               'ckpt-{}[._]*'.format(step))):
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            for path in files.glob(os.path.join(self.manager.directory,
+                                                'ckpt-{}[._]*'.format(step))):
+                files.rmtree(path) if files.isdir(path) else files.remove(path)
             error = OutputError('checkpoint ckpt-{}'.format(step), self.manager.directory, e)
             error.note = self.kept()
             raise error from e

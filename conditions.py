@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from errors import UsageError
 import files
+from errors import UsageError
 
 CLASS, ATTRIBUTES = 'class', 'attributes'
 FILE = 'conditions.json'  # beside every generator.keras of a conditional run
@@ -134,11 +134,11 @@ def attribute_condition(attributes, known):
 def load(model_path):
     """The Condition of a saved generator: its conditions.json beside it, else None (an
     unconditional generator)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), FILE)
-    if not os.path.isfile(path):
+    path = os.path.join(os.path.dirname(files.absolute(model_path)), FILE)
+    if not files.isfile(path):
         return None
     try:
-        with open(path) as f:
+        with files.open_file(path) as f:
             saved = json.load(f)
         condition = Condition(saved['kind'], tuple(saved['names']))
     except (ValueError, KeyError, TypeError, OSError) as e:

@@ -7,12 +7,14 @@ Flag names, defaults and flags.json keys are the original script's and stay as t
 setting is one field in the group it belongs to (docs/development.md)."""
 import dataclasses
 import math
+import posixpath
 import sys
 import typing
 from dataclasses import dataclass
 from typing import Optional
 
 from absl import flags
+from absl import logging
 
 from errors import UsageError
 import files
@@ -486,7 +488,7 @@ def define_flags(config_class, module_name, flag_values=flags.FLAGS):
     for field in dataclasses.fields(config_class):
         meta, name = field.metadata, flag_name(field)
         if name in flag_values:
-            if flag_values[name].help != meta['help']:
+            if not flag_values[name].help.endswith(meta['help']):  # (enums: '<a|b>: ' first)
                 raise ValueError('--{} is already defined as another setting'.format(name))
             continue
         args = dict(flag_values=flag_values, module_name=module_name)
@@ -521,11 +523,24 @@ def from_flags(config_class, flag_values=flags.FLAGS):
         value = flag_values[flag_name(field)].value
         if field.metadata['path']:
             value = files.expand_path(value)
-            files.check_local(value, '--' + flag_name(field))
         elif kind_of(field) is tuple:
             value = tuple(value)
         values[field.name] = value
     return config_class(**values)
+
+
+def cluster_outputs(settings, environ, flag_values=flags.FLAGS):
+    """settings with the output folders a Vertex AI custom job names in environ where their flags
+    were not given: --MODEL_PATH=$AIP_MODEL_DIR, --LOG_PATH=$AIP_TENSORBOARD_LOG_DIR (CSVs and
+    TensorBoard) and --PLOT_PATH=plot/ beside $AIP_MODEL_DIR. (The checkpoints stay in the model
+    folder, beside the flags they resume with: AIP_CHECKPOINT_DIR is not used.)"""
+    model_dir = environ.get('AIP_MODEL_DIR', '').rstrip('/')
+    places = dict(MODEL_PATH=model_dir, LOG_PATH=environ.get('AIP_TENSORBOARD_LOG_DIR', ''),
+                  PLOT_PATH=model_dir and posixpath.join(posixpath.dirname(model_dir), 'plot'))
+    chosen = {k: v for k, v in places.items() if v and k not in given(places, flag_values)}
+    for name, value in sorted(chosen.items()):
+        logging.info('--%s=%s (from the Vertex AI job\'s AIP_* variables)', name, value)
+    return dataclasses.replace(settings, **chosen)
 
 
 def given(names, flag_values=flags.FLAGS):

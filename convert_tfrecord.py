@@ -2,7 +2,6 @@
 import collections
 import contextlib
 import gc
-import glob
 import io
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ import dataset  # noqa: E402
 from dataset import read_manifest  # noqa: E402
 import errors  # noqa: E402
 from errors import UsageError, fail  # noqa: E402
+import files  # noqa: E402
 from files import check_writable, saving, write_json  # noqa: E402
 import records  # noqa: E402
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, NUM_ATTRS, NUM_LANDMARKS,  # noqa: E402
@@ -63,10 +63,10 @@ class Layout:
 
 def detect_layout(root, layout='auto'):
     """Find which layout root holds: CelebA's official, torchvision or kaggle, or a plain folder."""
-    if os.path.isfile(root):
+    if files.isfile(root):
         raise UsageError('--DatasetPath {} is a file: point it at the folder that holds the '
                          'pictures.'.format(root))
-    if not os.path.isdir(root):
+    if not files.isdir(root):
         raise UsageError('--DatasetPath {} does not exist: point it at the CelebA folder that '
                          'holds Img/, Anno/ and Eval/ (or img_align_celeba/ and the list_*.txt '
                          'files), or at a folder of pictures.'.format(root))
@@ -74,22 +74,22 @@ def detect_layout(root, layout='auto'):
         return Layout('folder', {FOLDER: root}, {})
 
     def present(paths):
-        return {k: p for k, p in paths.items() if os.path.exists(p)}
+        return {k: p for k, p in paths.items() if files.exists(p)}
 
-    if os.path.isdir(os.path.join(root, 'Img')) or os.path.isdir(os.path.join(root, 'Anno')):
+    if files.isdir(os.path.join(root, 'Img')) or files.isdir(os.path.join(root, 'Anno')):
         anno = {k: os.path.join(root, 'Eval' if k == 'partition' else 'Anno', stem + '.txt')
                 for k, (stem, _) in ANNOTATIONS.items()}
         dirs = {t: os.path.join(root, 'Img', t) for t in CELEBA_TYPES}
         return Layout('official', present(dirs), present(anno))
-    if os.path.isfile(os.path.join(root, 'list_eval_partition.csv')):
+    if files.isfile(os.path.join(root, 'list_eval_partition.csv')):
         anno = {k: os.path.join(root, stem + '.csv') for k, (stem, _) in ANNOTATIONS.items()}
         dirs = {'img_align_celeba': os.path.join(root, 'img_align_celeba', 'img_align_celeba')}
         return Layout('kaggle', present(dirs), present(anno))
-    if os.path.isfile(os.path.join(root, 'list_eval_partition.txt')):
+    if files.isfile(os.path.join(root, 'list_eval_partition.txt')):
         anno = {k: os.path.join(root, stem + '.txt') for k, (stem, _) in ANNOTATIONS.items()}
         dirs = {t: os.path.join(root, t) for t in CELEBA_TYPES}
         return Layout('torchvision', present(dirs), present(anno))
-    if os.path.isdir(os.path.join(root, 'celeba')):
+    if files.isdir(os.path.join(root, 'celeba')):
         return detect_layout(os.path.join(root, 'celeba'))
     return Layout('folder', {FOLDER: root}, {})  # no CelebA annotation: a folder of pictures
 
@@ -97,7 +97,7 @@ def detect_layout(root, layout='auto'):
 def read_annotation(path, key):
     """Read one annotation file (txt or Kaggle csv) into {image_id: [numbers]}."""
     width = ANNOTATIONS[key][1]
-    with open(path) as f:
+    with files.open_file(path) as f:
         lines = f.read().splitlines()
     separator = ',' if path.endswith('.csv') else None
     declared, start = None, 1
@@ -235,7 +235,7 @@ def exif_orientation(data):
     if b'Exif\0\0' not in head and b'eXIf' not in head:
         return 1
     from PIL import Image
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data)) as img:  # bytes already read
         return img.getexif().get(ORIENTATION, 1)
 
 
@@ -274,7 +274,7 @@ def folder_image(data, max_pixels):
         if orientation == 1:
             return data, (width, height), False
         Image.MAX_IMAGE_PIXELS = None  # max_pixels, checked before decoding, is the limit
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:  # bytes already read
             check_pixels(*img.size, max_pixels)
             img.seek(0)  # an animation's first frame
             img.load()
@@ -301,16 +301,19 @@ def folder_files(root):
     (a loop of links ends), and the folders that could not be read."""
     found, seen, unreadable = [], set(), []
     prefix = len(os.path.join(root, ''))
-    for folder, subfolders, files in os.walk(root, followlinks=True,
-                                             onerror=lambda e: unreadable.append(e.filename)):
-        stat = os.stat(folder)
-        if (stat.st_dev, stat.st_ino) in seen:
+    for folder, subfolders, names in files.walk(root, lambda e: unreadable.append(e.filename)):
+        if files.is_remote(folder):
+            where = folder  # a store has no links to go round in
+        else:
+            info = os.stat(folder)
+            where = (info.st_dev, info.st_ino)
+        if where in seen:
             subfolders[:] = []
             continue
-        seen.add((stat.st_dev, stat.st_ino))
+        seen.add(where)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
         below = os.path.join(folder, '')[prefix:]  # the path below root ('' at the top)
-        found += [below + f for f in files if not f.startswith('.')]
+        found += [below + f for f in names if not f.startswith('.')]
     return sorted(found), unreadable
 
 
@@ -345,10 +348,10 @@ def read_picture(path):
     """The bytes of one picture file; Skip unless it is a regular file that can be read (a FIFO
     named *.jpg made the converter wait for ever)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        if not files.is_remote(path) and not stat.S_ISREG(os.stat(path).st_mode):
             raise Skip('non-regular', 'not a regular file (a FIFO, socket or device): {}'.format(
                 path))
-        with open(path, 'rb') as f:
+        with files.open_file(path, 'rb') as f:
             return f.read()
     except FileNotFoundError:
         raise Skip('missing', 'missing file {}'.format(path))
@@ -418,7 +421,7 @@ def write_shard(path, items, image_dirs, image_types, image_size=0, bbox=True,
             entry['rotated'] += rotated
             for size in TRAINING_SIZES:
                 entry['smaller_than'][size] += side < int(size)
-    entry['bytes'] = os.path.getsize(path)
+    entry['bytes'] = files.getsize(path)
     return entry
 
 
@@ -434,7 +437,7 @@ def write_shard_task(index):
 def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes):
     """Group a partition's images into shards of about shard_bytes, sized from a sample of files."""
     sample = [image_file(layout.image_dirs, t, i) for i in ids[:200] for t in image_types]
-    sizes = [os.path.getsize(p) for p in sample if os.path.isfile(p)]
+    sizes = [files.getsize(p) for p in sample if files.isfile(p)]
     image_bytes = len(image_types) * sum(sizes) / max(1, len(sizes))
     per_shard = max(1, int(shard_bytes // max(1, image_bytes)))
     items = []
@@ -456,17 +459,17 @@ def plan_partition(partition, ids, annotations, layout, image_types, shard_bytes
 def load_folder_plan(layout):
     """A folder's pictures, all in the train partition, labelled by their top-level subfolder."""
     root = layout.image_dirs[FOLDER]
-    files, unreadable = folder_files(root)
+    pictures, unreadable = folder_files(root)
     for folder in unreadable:
         logging.warning('cannot read the folder %s: its pictures are left out', folder)
-    if not files:
+    if not pictures:
         raise UsageError('{} holds no pictures (no files but hidden ones{}): point --DatasetPath '
                          'at the folder of your images.'.format(
                              root, ', and unreadable folders' if unreadable else ''))
-    classes = sorted({f.split(os.sep, 1)[0] if os.sep in f else '' for f in files})
+    classes = sorted({f.split(os.sep, 1)[0] if os.sep in f else '' for f in pictures})
     layout.labels = {name: i for i, name in enumerate(classes)}
-    labels = {f: [layout.labels[f.split(os.sep, 1)[0] if os.sep in f else '']] for f in files}
-    return layout, [FOLDER], {'train': files}, {'label': labels}
+    labels = {f: [layout.labels[f.split(os.sep, 1)[0] if os.sep in f else '']] for f in pictures}
+    return layout, [FOLDER], {'train': pictures}, {'label': labels}
 
 
 def load_plan(dataset_path, partition, image_types, layout='auto'):
@@ -513,10 +516,10 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
     """Plan the shards, drop unfinished or stale ones and return (manifest, parts, shards to write)."""
     layout, image_types, ids, annotations = load_plan(dataset_path, partition, image_types, layout)
     check_writable(out_dir)
-    for leftover in glob.glob(os.path.join(out_dir, '.tmp-CelebA_*')):
-        os.remove(leftover)  # a shard an interrupted run did not finish
+    for leftover in files.glob(os.path.join(out_dir, '.tmp-CelebA_*')):
+        files.remove(leftover)  # a shard an interrupted run did not finish
     manifest = read_manifest(out_dir) or {'partitions': {}}
-    settings = {'source': os.path.abspath(dataset_path), 'layout': layout.name,
+    settings = {'source': files.absolute(dataset_path), 'layout': layout.name,
                 'image_types': image_types, 'shard_mb': shard_mb,
                 'annotations': sorted(annotations)}
     if layout.name == 'folder':
@@ -531,7 +534,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         shards = plan_partition(part, part_ids, annotations, layout, image_types,
                                 shard_mb * (1 << 20))
         old = manifest['partitions'].get(part)
-        existing = glob.glob(record_pattern(out_dir, part))
+        existing = files.glob(record_pattern(out_dir, part))
         if old and old['settings'] != settings and not overwrite and existing:
             raise UsageError('{} already holds {} records made with other settings ({} vs now {}): '
                              'add --overwrite to redo them, or choose another --TFRecordPath.'.format(
@@ -547,7 +550,7 @@ def plan_tasks(dataset_path, out_dir, partition, image_types, shard_mb, overwrit
         for path in existing:
             name = os.path.basename(path)
             if name not in names or name not in done:
-                os.remove(path)  # from another plan, or written before its manifest entry
+                files.remove(path)  # from another plan, or written before its manifest entry
         parts[part] = {'settings': settings, 'images': len(part_ids),
                        'planned_shards': len(shards),
                        'shards': {n: s for n, s in done.items() if n in names}}
@@ -569,6 +572,8 @@ def convert(dataset_path, out_dir, partition, image_types=(), shard_mb=150, work
     returns the manifest."""
     global TASKS
     interrupts.kept = 'the finished shards in {} are kept'.format(out_dir)
+    if out_dir.startswith('ram://'):
+        workers = 1  # ram:// is this process's memory: what forked workers wrote there is lost
     try:
         with gc_paused():
             manifest, parts, TASKS = plan_tasks(dataset_path, out_dir, partition, image_types,
@@ -666,12 +671,12 @@ def verify(out_dir, progress=True):
         types = entry['settings']['image_types']
         image_size = entry['settings'].get('image_size', 0)
         bbox = entry['settings'].get('bbox', False)
-        files = sorted(glob.glob(record_pattern(out_dir, part)))
+        shards = files.glob(record_pattern(out_dir, part))
         listed = set(entry['shards'])
-        for name in sorted(listed - {os.path.basename(f) for f in files}):
+        for name in sorted(listed - {os.path.basename(f) for f in shards}):
             problems.append('{}: shard {} is listed in the manifest but missing'.format(part, name))
         total = 0
-        for path in tqdm(files, desc='verifying ' + part, unit='shard', disable=not progress):
+        for path in tqdm(shards, desc='verifying ' + part, unit='shard', disable=not progress):
             name = os.path.basename(path)
             count, error = verify_shard(path, types, image_size, bbox)
             total += count

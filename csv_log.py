@@ -1,11 +1,9 @@
 """The CSV logs of a run: the seed's loss CSV (epoch,Real_P,Fake_P,Gen_loss,Dis_loss) and the eval
 CSV of --eval_every; rows written whole and flushed, read back up to the last complete row."""
-import os
-
 import numpy as np
 
+import files
 from errors import UsageError
-from files import saving, writing
 
 CSV_COLUMNS = ('epoch', 'Real_P', 'Fake_P', 'Gen_loss', 'Dis_loss')
 CSV_HEADER = ','.join(CSV_COLUMNS) + '\n'
@@ -28,11 +26,11 @@ def csv_format(width):
 def read_csv(path, columns=CSV_COLUMNS):
     """Read a CSV log (the loss CSV by default) into {column: np.ndarray}, up to its last complete row."""
     kind = 'loss' if columns == CSV_COLUMNS else 'eval'
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise UsageError('{} {}: pass a {} CSV written by main.py (logs/{{SaveName}}-{}.csv).'.format(
-            path, 'is a folder' if os.path.isdir(path) else 'does not exist', kind, kind))
+            path, 'is a folder' if files.isdir(path) else 'does not exist', kind, kind))
     try:
-        with open(path) as f:
+        with files.open_file(path) as f:
             text = f.read()
     except UnicodeDecodeError:
         raise UsageError('{} is not a text file: pass a {} CSV written by main.py '
@@ -75,13 +73,11 @@ def csv_row(epoch, values):
 
 def start_csv(path, rows, columns=CSV_COLUMNS):
     """Write a CSV log's header and rows (the text of the rows its checkpoint keeps)."""
-    with saving('the CSV log', path) as tmp, open(tmp, 'w') as f:
+    with files.saving('the CSV log', path) as tmp, files.open_file(tmp, 'w') as f:
         f.write(','.join(columns) + '\n' + rows)
 
 
 def append_csv(path, row):
     """Append one row to a CSV log, flushed to the disk."""
-    with writing('a row of the CSV log', path), open(path, 'a') as f:
-        f.write(row)
-        f.flush()
-        os.fsync(f.fileno())
+    with files.writing('a row of the CSV log', path):
+        files.append(path, row)

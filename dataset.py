@@ -1,7 +1,6 @@
 """Input pipelines (MNIST, scikit-learn's digits, CIFAR-10, and records of CelebA or of any folder of
 pictures): unbatched float32 images in [-1, 1]."""
 import dataclasses
-import glob
 import json
 import os
 from typing import ClassVar
@@ -14,6 +13,7 @@ from arrays import read_cifar10, read_digits, read_mnist_npz
 import conditions
 import errors
 from errors import UsageError
+import files
 import records
 from records import (CELEBA_TYPES, FOLDER, MANIFEST, PARTITIONS, PLACEHOLDER_RECORDS,
                      RECORD_TYPES, record_pattern)
@@ -90,7 +90,7 @@ PICTURE_TYPES = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tif
 def count_pictures(folder, limit=100000):
     """How many files under folder (the first limit looked at) are named like pictures."""
     count, seen = 0, 0
-    for _, _, names in os.walk(folder):
+    for _, _, names in files.walk(folder):
         for name in names:
             seen += 1
             count += name.lower().endswith(PICTURE_TYPES)
@@ -102,16 +102,16 @@ def count_pictures(folder, limit=100000):
 def partition_files(tfrecord_dir, partition):
     """Record files of one partition: shards CelebA_{p}.tfrecord-*-of-* or one CelebA_{p}.tfrecord."""
     convert = utils.command('convert_tfrecord.py')
-    if not os.path.isdir(tfrecord_dir):
+    if not files.isdir(tfrecord_dir):
         raise UsageError('--TFRecordPath {} does not exist: convert your images into it first: {} '
                          '--DatasetPath=<the CelebA folder, or a folder of pictures> '
                          '--TFRecordPath={}'.format(tfrecord_dir, convert, tfrecord_dir))
     parts = PARTITIONS if partition == 'all' else (partition,)
-    files = []
+    found = []
     for part in parts:
-        found = sorted(glob.glob(record_pattern(tfrecord_dir, part)))
-        if found:
-            files += found
+        shards = files.glob(record_pattern(tfrecord_dir, part))
+        if shards:
+            found += shards
             continue
         pictures = count_pictures(tfrecord_dir)
         if pictures:
@@ -125,16 +125,16 @@ def partition_files(tfrecord_dir, partition):
                          '--TFRecordPath={}'.format(tfrecord_dir, part, part, convert,
                                                     part if partition != 'all' else 'all',
                                                     tfrecord_dir))
-    return files
+    return found
 
 
 def read_manifest(tfrecord_dir):
     """The converter's manifest.json as a dict, or None when there is none."""
     path = os.path.join(tfrecord_dir, MANIFEST)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         return None
     try:
-        with open(path) as f:
+        with files.open_file(path) as f:
             manifest = json.load(f)
     except ValueError as e:
         raise UsageError('{} is not valid JSON ({}): reconvert with python convert_tfrecord.py '
@@ -309,6 +309,8 @@ def file_identity(path):
     """A file's absolute path, size, inode and modification and change times: changes when the
     file does, also when a copy that kept the old time and size replaces it (cp -p, rsync -a:
     a new inode and change time, which no tool sets back)."""
+    if files.is_remote(path):  # a store keeps a size and a time, no inode
+        return '{} {} {}'.format(path, files.getsize(path), files.getmtime(path))
     stat = os.stat(path)
     return '{} {} {} {} {}'.format(os.path.abspath(path), stat.st_size, stat.st_ino,
                                    stat.st_mtime_ns, stat.st_ctime_ns)
@@ -459,7 +461,7 @@ class RecordSource(DataSource):
         return partition_files(self.tfrecord_dir, self.read_partition)
 
     def load(self, uint8=False, condition=None):
-        if self.tfrecord_dir == PLACEHOLDER_RECORDS and not os.path.isdir(PLACEHOLDER_RECORDS):
+        if self.tfrecord_dir == PLACEHOLDER_RECORDS and not files.isdir(PLACEHOLDER_RECORDS):
             raise UsageError('no records given: convert CelebA or a folder of pictures first ({} '
                              '--DatasetPath=... --TFRecordPath=records/NAME) and pass '
                              '--TFRecordPath=records/NAME, or start with the quick start, which '
@@ -468,11 +470,11 @@ class RecordSource(DataSource):
         partition = self.read_partition
         logging.info('Reading %s %s records from %s', self.image_type, partition,
                      self.tfrecord_dir)
-        files = self.record_files()
+        shards = self.record_files()
         check_shards(self.tfrecord_dir, PARTITIONS if partition == 'all' else (partition,))
-        labels = None if condition is None else self.label_reader(condition, files)
+        labels = None if condition is None else self.label_reader(condition, shards)
         images = load_celeba(self.tfrecord_dir, partition, self.image_type, self.bbox, self.size,
-                             files=files, uint8=uint8, labels=labels)
+                             files=shards, uint8=uint8, labels=labels)
         return images, celeba_size(self.tfrecord_dir, partition)
 
     def label_reader(self, condition, files):

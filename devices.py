@@ -58,7 +58,7 @@ def auto_precision(gpus=None, cpu_flags=None, measure=conv_speedup):
         return 'none', 'GPU of compute capability {}.{}: no tensor cores'.format(*capability)
     if cpu_flags is None:
         try:
-            with open('/proc/cpuinfo') as f:
+            with open('/proc/cpuinfo') as f:  # this machine's own, no user's path
                 cpu_flags = next((line.split(':', 1)[1].split() for line in f
                                   if line.startswith('flags')), [])
         except OSError:

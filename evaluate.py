@@ -19,8 +19,6 @@ import errors  # noqa: E402
 from errors import UsageError  # noqa: E402
 import files  # noqa: E402
 
-config.define_flags(config.EvalConfig, __name__)
-
 
 def evaluate_generator(generator, settings, condition=None):
     """Every metric of generator against the real images (or statistics file) of settings, as a dict,
@@ -93,7 +91,12 @@ def report(result, settings):
 
 @errors.entry_point
 def main(_argv):
-    settings = config.from_flags(config.EvalConfig)
+    run(config.from_flags(config.EvalConfig), config.given(config.SHAPE_FLAGS))
+
+
+def run(settings, given=None):
+    """Evaluate the generator of a config.EvalConfig, report and write its results. given: the
+    shape flags the user passed (None: all of settings')."""
     if not settings.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
     for path in (settings.out, settings.save_stats):
@@ -106,7 +109,7 @@ def main(_argv):
     devices.set_precision(settings.mixed_precision)
     generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
                                      settings.DisInSize, settings.noise_dim, settings.filters,
-                                     given=config.given(config.SHAPE_FLAGS),
+                                     given=given,
                                      arch=settings.arch, conditioning=settings.conditioning)
     condition = conditions.load(settings.model) if model.is_conditional(generator) else None
     result = evaluate_generator(generator, settings, condition)
@@ -115,10 +118,13 @@ def main(_argv):
     if settings.save_stats:
         print('wrote {} (mu and sigma, TTUR\'s format)'.format(settings.save_stats))
     if settings.out:
-        with files.saving('the results', settings.out) as tmp, open(tmp, 'w') as f:
+        with files.saving('the results', settings.out) as tmp, files.open_file(tmp, 'w') as f:
             json.dump(result, f, indent=1)
         print('wrote {}'.format(settings.out))
 
 
 if __name__ == '__main__':
+    # flags defined when run, not when imported: evaluate.py's --out and generate.py's differ,
+    # and one process (a test) may import both
+    config.define_flags(config.EvalConfig, __name__)
     app.run(main)

@@ -20,8 +20,6 @@ import utils  # noqa: E402
 # the picture formats matplotlib writes that a grid is asked in
 OUTPUT_TYPES = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
 
-config.define_flags(config.SampleConfig, __name__)
-
 
 def show_grid(images, rows, cols, path, title, labels=None):
     """Save uint8 images [rows*cols, H, W, C] as a titled picture grid, optionally labelling each
@@ -46,8 +44,8 @@ def show_grid(images, rows, cols, path, title, labels=None):
                 va='top', ha='left', bbox=dict(facecolor='black', alpha=0.5, pad=1, linewidth=0))
     fig.text(0.5, 1 - 0.1 / (height + top), '\n'.join(lines), fontsize=11, ha='center',
              va='top')
-    with files.saving('the picture', path) as tmp:
-        fig.savefig(tmp, format=os.path.splitext(path)[1][1:].lower().replace('jpg', 'jpeg'))
+    with files.saving('the picture', path) as tmp, files.open_file(tmp, 'wb') as f:
+        fig.savefig(f, format=os.path.splitext(path)[1][1:].lower().replace('jpg', 'jpeg'))
     plt.close(fig)
 
 
@@ -199,7 +197,12 @@ def draw(generator, rows, cols, seed, interpolate=False, steps=8, arithmetic='',
 
 @errors.entry_point
 def main(_argv):
-    settings = config.from_flags(config.SampleConfig)
+    run(config.from_flags(config.SampleConfig), config.given(config.SHAPE_FLAGS))
+
+
+def run(settings, given=None):
+    """Draw the picture a config.SampleConfig asks for. given: the shape flags the user passed
+    (None: all of settings')."""
     if not settings.model:
         raise UsageError('pass --model=models/{SaveName}/generator.keras')
     files.check_output_file(settings.out, OUTPUT_TYPES)
@@ -208,7 +211,7 @@ def main(_argv):
     import model
     generator = model.load_generator(settings.model, dataset.channels(settings.ImageType),
                                      settings.DisInSize, settings.noise_dim, settings.filters,
-                                     given=config.given(config.SHAPE_FLAGS),
+                                     given=given,
                                      arch=settings.arch, conditioning=settings.conditioning)
     condition = conditions.load(settings.model) if model.is_conditional(generator) else None
     if condition is None and (settings.class_name or settings.attributes):
@@ -216,7 +219,7 @@ def main(_argv):
                          '--class and --attributes, or pass the generator.keras of a run trained '
                          'with --conditional.'.format(settings.model))
     asked = Asked(condition, settings.class_name, settings.attributes)
-    name = os.path.basename(os.path.dirname(os.path.abspath(settings.model)))
+    name = os.path.basename(os.path.dirname(files.absolute(settings.model)))
     images, latents, (rows, cols), title, labels = draw(
         generator, settings.rows, settings.cols, settings.seed, settings.interpolate,
         settings.steps, settings.arithmetic, asked)
@@ -224,10 +227,13 @@ def main(_argv):
     print('wrote {}'.format(settings.out))
     if settings.save_latents:
         path = os.path.splitext(settings.out)[0] + '.npy'
-        with files.saving('the latents', path) as tmp, open(tmp, 'wb') as f:
+        with files.saving('the latents', path) as tmp, files.open_file(tmp, 'wb') as f:
             np.save(f, latents)
         print('wrote {}'.format(path))
 
 
 if __name__ == '__main__':
+    # flags defined when run, not when imported: evaluate.py's --out and generate.py's differ,
+    # and one process (a test) may import both
+    config.define_flags(config.SampleConfig, __name__)
     app.run(main)

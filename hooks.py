@@ -2,7 +2,6 @@
 log, sample grids, TensorBoard, evaluation, weight files and the epoch summary."""
 import contextlib
 import errno
-import glob
 import os
 import struct
 import time
@@ -77,8 +76,8 @@ def restart_csv(path, run, kind, columns):
     """Rewrite a CSV log as the restored checkpoint has it: the rows of the epochs it finished,
     nothing after."""
     kept = run.history[kind].numpy().decode()
-    if kept and os.path.isfile(path):
-        with open(path, errors='replace') as f:
+    if kept and files.isfile(path):
+        with files.open_file(path, errors='replace') as f:
             if not f.read().startswith(','.join(columns) + '\n' + kept):
                 logging.warning('%s did not hold the %d rows its checkpoint keeps (a row cut off '
                                 'by a crash or a full disk?): rewritten from the checkpoint',
@@ -131,10 +130,12 @@ class Events:
         if self.step is None:
             return
         if self.path is None:  # this process's: events.out.tfevents.{time}.{host}.{pid}.{n}.v2
-            mine = glob.glob(os.path.join(self.folder, '*.{}.*'.format(os.getpid())))
-            self.path = max(mine, key=os.path.getmtime, default=None)
+            mine = files.glob(os.path.join(self.folder, '*.{}.*'.format(os.getpid())))
+            self.path = max(mine, key=lambda p: (files.getmtime(p), p), default=None)  # (ram:// has
+            # no times; the name holds the time made and a count)
         last = None
-        with files.writing('TensorBoard events', self.folder), open(self.path or '', 'rb') as f:
+        with files.writing('TensorBoard events', self.folder), \
+                files.open_file(self.path or '', 'rb') as f:
             f.seek(self.checked)
             data = f.read()
         offset = 0

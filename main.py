@@ -22,7 +22,7 @@ def main(_argv):
     import trainer
     devices.configure_tensorflow()
     try:
-        trainer.train(config.from_flags(config.TrainConfig))
+        trainer.train(config.cluster_outputs(config.from_flags(config.TrainConfig), os.environ))
     except trainer.Stopped as e:
         print('Stopped by {}'.format(e), flush=True)
         sys.exit(128 + e.signum)

@@ -141,10 +141,10 @@ def inception_v3(weights='imagenet'):
 def file_hash(path):
     """A file's absolute path and the first 16 hex digits of its SHA-256: names its content."""
     digest = hashlib.sha256()
-    with open(path, 'rb') as f:
+    with files.open_file(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
-    return '{} sha256:{}'.format(os.path.abspath(path), digest.hexdigest()[:16])
+    return '{} sha256:{}'.format(files.absolute(path), digest.hexdigest()[:16])
 
 
 class InceptionGraph:
@@ -160,7 +160,7 @@ class InceptionGraph:
     def __init__(self, path):
         graph_def = tf.compat.v1.GraphDef()
         try:
-            with open(path, 'rb') as f:
+            with files.open_file(path, 'rb') as f:
                 graph_def.ParseFromString(f.read())
         except Exception as e:  # a file that is no GraphDef
             raise UsageError('--inception_graph {} is not a TensorFlow GraphDef ({}): pass {} '
@@ -194,13 +194,13 @@ class InceptionGraph:
 def load_feature_model(feature_model='', inception_weights='', inception_graph=''):
     """The feature model and a string that identifies it (for the statistics cache)."""
     if inception_graph:
-        if not os.path.isfile(inception_graph):
+        if not files.isfile(inception_graph):
             raise UsageError('--inception_graph {} does not exist: pass {} from {} (TTUR\'s '
                              'Inception graph).'.format(inception_graph, GRAPH_FILE, GRAPH_URL))
         return InceptionGraph(inception_graph), 'TTUR inception-2015-12-05 graph ' + file_hash(
             inception_graph)
     if feature_model:
-        if not os.path.isfile(feature_model):
+        if not files.isfile(feature_model):
             raise UsageError('--feature_model {} does not exist: pass a saved .keras model that '
                              'maps images to feature vectors.'.format(feature_model))
         try:
@@ -218,7 +218,7 @@ def load_feature_model(feature_model='', inception_weights='', inception_graph='
                                  feature_model, inputs, tuple(features)))
         return net, file_hash(feature_model)
     if inception_weights:
-        if not os.path.isfile(inception_weights):
+        if not files.isfile(inception_weights):
             raise UsageError('--inception_weights {} does not exist: pass Keras\' {}.'.format(
                 inception_weights, INCEPTION_FILE))
         return inception_v3(inception_weights), 'inception_v3 ' + file_hash(inception_weights)
@@ -293,24 +293,24 @@ class Reference:
 
     def save(self, path, key):
         """Write to path, completely or not at all, tagged with key."""
-        with files.saving('the reference statistics', path) as tmp:
-            np.savez(tmp, features=self.features, mu=self.mu, sigma=self.sigma, radii=self.radii,
+        with files.saving('the reference statistics', path) as tmp, files.open_file(tmp, 'wb') as f:
+            np.savez(f, features=self.features, mu=self.mu, sigma=self.sigma, radii=self.radii,
                      key=key, **({} if self.labels is None else {'labels': self.labels}))
 
     def save_stats(self, path):
         """Write mu and sigma in TTUR's format (fid_stats_*.npz), completely or not at all."""
-        with files.saving('the statistics file', path) as tmp:
-            np.savez(tmp, mu=self.mu, sigma=self.sigma)
+        with files.saving('the statistics file', path) as tmp, files.open_file(tmp, 'wb') as f:
+            np.savez(f, mu=self.mu, sigma=self.sigma)
 
 
 def load_stats(path):
     """The Reference of a TTUR-format statistics file (mu, sigma): FID only, no features."""
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise UsageError('--reference_stats {} does not exist: pass a TTUR-format .npz with mu and '
                          'sigma (e.g. fid_stats_cifar10_train.npz), or one evaluate.py '
                          '--save_stats wrote.'.format(path))
     try:
-        with np.load(path) as data:
+        with files.open_file(path, 'rb') as f, np.load(f) as data:
             mu, sigma = np.asarray(data['mu'], np.float64), np.asarray(data['sigma'], np.float64)
     except Exception as e:  # not an npz, or no mu / sigma in it
         raise UsageError('--reference_stats {} is not a TTUR statistics file with arrays mu and '
@@ -318,7 +318,7 @@ def load_stats(path):
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UsageError('--reference_stats {}: mu has shape {} and sigma {}, expected [d] and '
                          '[d, d].'.format(path, mu.shape, sigma.shape))
-    return Reference(None, mu, sigma, origin='statistics file ' + os.path.abspath(path))
+    return Reference(None, mu, sigma, origin='statistics file ' + files.absolute(path))
 
 
 def reference_features(extractor, images, count, source, stats_dir, batch=100, condition=None):
@@ -331,8 +331,8 @@ def reference_features(extractor, images, count, source, stats_dir, batch=100, c
                      sort_keys=True)
     path = os.path.join(stats_dir, 'ref-{}.npz'.format(hashlib.sha1(key.encode()).hexdigest()[:16]))
     origin = '{} real images of {}'.format(count, source)
-    if os.path.isfile(path):
-        with np.load(path) as data:
+    if files.isfile(path):
+        with files.open_file(path, 'rb') as f, np.load(f) as data:
             if str(data['key']) == key:
                 logging.info('Reference features of %s from %s', source, path)
                 return Reference(data['features'], data['mu'], data['sigma'], data['radii'],
@@ -344,7 +344,6 @@ def reference_features(extractor, images, count, source, stats_dir, batch=100, c
     features, _ = extractor(batches, count, 'reference features')
     reference = Reference(features, origin=origin,
                           labels=np.concatenate(labels)[:count] if condition else None)
-    os.makedirs(stats_dir, exist_ok=True)
     reference.save(path, key)
     logging.info('Reference features of %d images of %s in %.0f s, cached in %s', len(features),
                  source, time.time() - start, path)
@@ -490,8 +489,8 @@ def label_classifier(images, count, condition, source, stats_dir):
         hashlib.sha1(key.encode()).hexdigest()[:16]))
     shape = tuple(images.element_spec[0].shape)
     net = label_net(shape[0], shape[-1], condition)
-    if os.path.isfile(stem + '.json') and os.path.isfile(stem + '.weights.h5'):
-        with open(stem + '.json') as f:
+    if files.isfile(stem + '.json') and files.isfile(stem + '.weights.h5'):
+        with files.open_file(stem + '.json') as f:
             saved = json.load(f)
         if saved.get('key') == key:
             net.load_weights(stem + '.weights.h5')
@@ -519,7 +518,6 @@ def label_classifier(images, count, condition, source, stats_dir):
     accuracy = classifier.accuracy(np.concatenate([
         classifier.predict(x[held][i:i + 500]) for i in range(0, held.sum(), 500)]), y[held])
     classifier.ceiling = accuracy
-    os.makedirs(stats_dir, exist_ok=True)
     model.save_network(net, stem + '.weights.h5', 'the label classifier')
     files.write_json(stem + '.json', dict(key=key, accuracy=accuracy), 'the label classifier')
     logging.info('Label classifier of %d images of %s trained in %.0f s (%d epochs): %.1f%% right '

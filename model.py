@@ -2,7 +2,6 @@
 normalization for the discriminator, and their loading."""
 import io
 import math
-import os
 import zipfile
 
 import keras
@@ -255,8 +254,14 @@ def save_network(net, path, what):
         store.close()
     else:
         saving_lib.save_model(net, buffer)
-    with files.saving(what, path) as tmp, open(tmp, 'wb') as f:
+    with files.saving(what, path) as tmp, files.open_file(tmp, 'wb') as f:
         f.write(buffer.getvalue())
+
+
+def whole_zip(path):
+    """Whether path is a zip file read to its end (a .keras file saved whole)."""
+    with files.open_file(path, 'rb') as f:
+        return zipfile.is_zipfile(f)
 
 
 def load_generator(path, channels, image_size, noise_dim, filters=1024, given=None, arch='seed',
@@ -266,11 +271,11 @@ def load_generator(path, channels, image_size, noise_dim, filters=1024, given=No
 
     given: the shape flags the user passed (None: all); for a .weights.h5 file the others come
     from the flags.json of its run, beside it, when there is one."""
-    if os.path.isdir(path) or not os.path.isfile(path):
+    if not files.isfile(path):
         raise UsageError('--model {} {}: pass models/{{SaveName}}/generator.keras (or '
                          'Generator.weights.h5) from a training run.'.format(
-                             path, 'is a folder' if os.path.isdir(path) else 'does not exist'))
-    if path.endswith('.keras') and not zipfile.is_zipfile(path):
+                             path, 'is a folder' if files.isdir(path) else 'does not exist'))
+    if path.endswith('.keras') and not whole_zip(path):
         raise UsageError('--model {} is not a whole .keras file (damaged or cut off): export it '
                          'again with python main.py --export_only and the run\'s flags, or use '
                          'its best/generator.keras.'.format(path))

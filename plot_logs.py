@@ -1,6 +1,5 @@
 """Plot loss CSVs (losses and D's probabilities, several runs overlaid), the eval CSVs beside them
 (FID, KID, precision and recall), and animate sample grids."""
-import glob
 import os
 
 import interrupts
@@ -45,8 +44,8 @@ def plot_runs(tables, names, losses_path, probs_path):
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        with files.saving('a plot', path) as tmp:
-            fig.savefig(tmp, format='png')
+        with files.saving('a plot', path) as tmp, files.open_file(tmp, 'wb') as f:
+            fig.savefig(f, format='png')
         plt.close(fig)
 
 
@@ -83,8 +82,8 @@ def plot_eval(tables, names, path):
         ax.grid(alpha=0.3)
     bottom.legend()
     fig.tight_layout()
-    with files.saving('a plot', path) as tmp:
-        fig.savefig(tmp, format='png')
+    with files.saving('a plot', path) as tmp, files.open_file(tmp, 'wb') as f:
+        fig.savefig(f, format='png')
     plt.close(fig)
 
 
@@ -93,7 +92,7 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
     from PIL import Image, ImageDraw, ImageFont
     frames = []
     for frame_path, label in zip(frame_paths, labels):
-        with Image.open(frame_path) as img:
+        with files.open_file(frame_path, 'rb') as f, Image.open(f) as img:  # (read by files)
             img = img.convert('RGB')
         factor = max(1, -(-min_width // img.width))  # whole-pixel upscaling keeps it sharp
         img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
@@ -101,8 +100,8 @@ def write_gif(frame_paths, path, labels, seconds_per_frame=0.3, min_width=256):
         frame.paste(img, (0, 24))
         ImageDraw.Draw(frame).text((6, 4), label, fill='black', font=ImageFont.load_default(16))
         frames.append(frame)
-    with files.saving('the GIF', path) as tmp:
-        frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:], loop=0,
+    with files.saving('the GIF', path) as tmp, files.open_file(tmp, 'wb') as f:
+        frames[0].save(f, format='GIF', save_all=True, append_images=frames[1:], loop=0,
                        duration=int(seconds_per_frame * 1000))
 
 
@@ -127,14 +126,14 @@ def plot_logs(paths, out_dir, name='', gif=False, plot_path='plot/', frame_secon
     plot_runs(tables, names, *written)
     evaluated = [(csv_log.read_csv(run.eval_csv, csv_log.EVAL_COLUMNS), n)
                  for run, n, p in zip(runs, names, paths)
-                 if p.endswith('-loss.csv') and os.path.isfile(run.eval_csv)]
+                 if p.endswith('-loss.csv') and files.isfile(run.eval_csv)]
     evaluated = [(table, n) for table, n in evaluated if len(table['epoch'])]
     if evaluated:
         written.append(os.path.join(out_dir, prefix + '-eval.png'))
         plot_eval(*zip(*evaluated), written[-1])
     if gif:
         for run in sorted({run.save_name: run for run in runs}.values(), key=lambda r: r.save_name):
-            frames = sorted(glob.glob(run.grid_pattern))
+            frames = files.glob(run.grid_pattern)
             if not frames:
                 raise UsageError('no sample grids in {}: pass --PLOT_PATH as given to '
                                  'main.py.'.format(run.plot_dir))

@@ -5,6 +5,8 @@ or parse, so that the entry points' flags (which name IMAGE_TYPES and PLACEHOLDE
 without it."""
 import os
 
+import files
+
 # the seed's placeholder for --TFRecordPath: nothing was converted yet
 PLACEHOLDER_RECORDS = 'TFRecordFilePath'
 PARTITIONS = ('train', 'val', 'test')
@@ -47,7 +49,7 @@ def shard_problem(path, entry):
     """Why a finished shard's file is not as the converter wrote it (missing, or not the size its
     manifest entry records; entries from before they recorded one: empty), or None."""
     try:
-        size = os.path.getsize(path)
+        size = files.getsize(path)
     except OSError:
         return 'missing'
     if 'bytes' not in entry:

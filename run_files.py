@@ -6,14 +6,17 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import socket
 import tempfile
+import threading
 import time
 
 from absl import logging
 
 import config
 from errors import UsageError
+import files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +45,7 @@ class RunFiles:
     @classmethod
     def of_model_file(cls, path):
         """The run whose model folder holds path (a .weights.h5 or .keras file)."""
-        folder = os.path.dirname(os.path.abspath(path))
+        folder = os.path.dirname(files.absolute(path))
         return cls(os.path.basename(folder), model_path=os.path.dirname(folder))
 
     # ------------------------------------------------------------------ models/{SaveName}/
@@ -94,7 +97,7 @@ class RunFiles:
         """One lock file in each output folder: a second run that shares any one is refused."""
         folders = {}
         for folder in (self.model_path, self.log_path, self.plot_path):
-            folders.setdefault(os.path.realpath(folder), folder)
+            folders.setdefault(files.real(folder), folder)
         return [os.path.join(folder, self.save_name + '.lock') for folder in folders.values()]
 
     # ------------------------------------------------------------------ logs/ and plot/
@@ -146,12 +149,12 @@ def move_aside(paths):
     moved = []
     for path in paths:
         path = path.rstrip('/')
-        if os.path.lexists(path):
+        if files.exists(path):
             target, n = '{}.old-{}'.format(path, stamp), 1
-            while os.path.lexists(target):
+            while files.exists(target):
                 n += 1
                 target = '{}.old-{}-{}'.format(path, stamp, n)
-            os.rename(path, target)
+            files.rename(path, target)
             moved.append(target)
     return moved
 
@@ -160,10 +163,10 @@ def read_saved_flags(flags_path, fix='restore it from a copy, or add --noresume 
                      'run (the old one is moved aside)'):
     """The flags a previous run saved in flags_path, or None if there is no such file; a damaged
     one is a UsageError ending in fix."""
-    if not os.path.lexists(flags_path):
+    if not files.exists(flags_path):
         return None
     try:
-        with open(flags_path) as f:
+        with files.open_file(flags_path) as f:
             saved = json.load(f)
     except (ValueError, OSError) as e:
         raise UsageError('{} cannot be read as JSON ({}): {}.'.format(
@@ -246,7 +249,7 @@ class RunLock:
 
     def take(self, path):
         """Lock path (created if needed) and return its file, or raise the refusal."""
-        file = open(path, 'a+')
+        file = files.open_file(path, 'a+')  # local only: fcntl's lock
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -260,7 +263,7 @@ class RunLock:
         return file
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(self.host_path), exist_ok=True)
+        files.makedirs(os.path.dirname(self.host_path))
         try:
             self.take(self.host_path)
             file = self.take(self.path)
@@ -289,10 +292,76 @@ class RunLock:
         self.files = []
 
 
+class RemoteLock:
+    """The lock {folder}/{SaveName}.lock on a remote store (gs://, ...), which has neither a lock
+    nor an atomic create: a file naming its holder, rewritten every HEARTBEAT seconds while the run
+    lives, deleted when it ends. A lock whose holder was last alive STALE seconds ago or more (a
+    run killed without its exit) is taken over. Two runs starting within SETTLE seconds of each
+    other both write the file; each reads it back after SETTLE seconds, and the one that finds
+    the other's line refuses."""
+    HEARTBEAT, STALE, SETTLE = 60, 300, 1.0
+
+    def __init__(self, path):
+        self.path = path
+        self.holder = 'pid {} on host {}, since {}'.format(
+            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S'))
+        self.stop = threading.Event()
+        self.beat = None
+
+    def read(self):
+        """The lock file's line, '' when there is none."""
+        try:
+            with files.open_file(self.path) as f:
+                return f.read().strip()
+        except (OSError, ValueError):
+            return ''
+
+    def write(self):
+        """Write this run's line with the time it was alive."""
+        with files.writing('the run lock', self.path), files.open_file(self.path, 'w') as f:
+            f.write('{}; alive at {:.0f}\n'.format(self.holder, time.time()))
+
+    def refuse(self, holder):
+        raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
+                         'finish or stop it, or give this run its own --MODEL_PATH, --LOG_PATH '
+                         'and --PLOT_PATH (a lock not renewed for {} s is taken over).'.format(
+                             holder, self.path, self.STALE))
+
+    def __enter__(self):
+        found = self.read()
+        alive = re.search(r'alive at (\d+)', found)
+        if found and (not alive or time.time() - int(alive.group(1)) < self.STALE):
+            self.refuse(found)
+        if found:
+            logging.warning('Took over the lock %s left by a run that ended without releasing '
+                            'it (%s)', self.path, found)
+        self.write()
+        time.sleep(self.SETTLE)
+        if not self.read().startswith(self.holder):
+            self.refuse(self.read())
+        self.beat = threading.Thread(target=self.renew, daemon=True)
+        self.beat.start()
+        return self
+
+    def renew(self):
+        """Rewrite the line every HEARTBEAT seconds until the run ends."""
+        while not self.stop.wait(self.HEARTBEAT):
+            with contextlib.suppress(Exception):  # a missed beat only ages the line
+                self.write()
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.beat is not None:
+            self.beat.join()
+        with contextlib.suppress(OSError):
+            files.remove(self.path)
+
+
 @contextlib.contextmanager
-def lock_outputs(files):
-    """Hold a RunLock in each output folder of a run while it writes into them."""
+def lock_outputs(run_files):
+    """Hold a lock in each output folder of a run while it writes into them (a RemoteLock on a
+    remote store)."""
     with contextlib.ExitStack() as stack:
-        for path in files.locks:
-            stack.enter_context(RunLock(path))
+        for path in run_files.locks:
+            stack.enter_context(RemoteLock(path) if files.is_remote(path) else RunLock(path))
         yield

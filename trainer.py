@@ -4,7 +4,6 @@ handles stops and writes the checkpoints and files (run_files.py)."""
 import contextlib
 import dataclasses
 import math
-import shutil
 import signal
 from typing import Any, Optional
 
@@ -113,6 +112,10 @@ def build(c):
         raise UsageError('--BATCH_SIZE={} does not split over {} replicas: use a multiple of '
                          '{}.'.format(c.BATCH_SIZE, replicas, replicas))
     run_paths = run_files.RunFiles.of(c)
+    # remote stores first: one out of reach leaves nothing made; the other workers write nothing
+    for folder in sorted((c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH) if chief else (),
+                         key=lambda f: not files.is_remote(f)):
+        files.check_writable(folder)
     # the run's flags as it uses them: --bbox is reported False where it is ignored
     current = dict(dataclasses.asdict(c), bbox=source.crop_bbox)
     saved = run_files.saved_run_flags(run_paths, current, config_lib.RUN_SHAPE_FLAGS) \
@@ -121,8 +124,6 @@ def build(c):
     seed = current['seed'] = int(np.random.default_rng().integers(0, 2 ** 31 - 1)) \
         if seed is None else seed
     keras.utils.set_random_seed(seed)
-    for folder in (c.LOG_PATH, c.MODEL_PATH, c.PLOT_PATH):
-        files.check_writable(folder)
     images, source_images, n_images, steps_per_epoch = load_data(c, source, condition)
 
     # run bookkeeping, the same on every worker: plain local variables
@@ -241,7 +242,7 @@ class Trainer:
             for path in run_files.move_aside(run.files.outputs()):
                 logging.warning('Moved the previous run aside to %s', path)
         if not latest:
-            run.checkpoint.open([])
+            run.checkpoint.start_manager([])
         if run.chief:
             files.write_json(run.files.flags, run.current, 'the run\'s flags')
             if run.condition:  # beside generator.keras: what its condition input means
@@ -382,7 +383,7 @@ class Trainer:
             logging.info('train_step was traced %d time(s)',
                          run.train_step.experimental_get_tracing_count())
         if not run.chief:
-            shutil.rmtree(run.checkpoint.scratch, ignore_errors=True)
+            files.rmtree(run.checkpoint.scratch)
         return path
 
 

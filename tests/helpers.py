@@ -79,6 +79,18 @@ class StopAt(hooks.Hook):
             run.stop.signal = signal.SIGINT
 
 
+def tiny_feature_model(path, channels=1):
+    """A small untrained .keras model: images -> [16 features, 10 class probabilities]."""
+    import keras
+    keras.utils.set_random_seed(0)
+    x = inputs = keras.Input([16, 16, channels])
+    x = keras.layers.Conv2D(8, 3, strides=2, activation='relu')(x)
+    features = keras.layers.Dense(16, activation='tanh')(keras.layers.GlobalAveragePooling2D()(x))
+    probabilities = keras.layers.Dense(10, activation='softmax')(features)
+    keras.Model(inputs, [features, probabilities]).save(path)
+    return path
+
+
 def script_env():
     """Environment for entry-point subprocesses: quiet TensorFlow, no network for Keras."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1',

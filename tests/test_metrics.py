@@ -11,7 +11,7 @@ from PIL import Image
 import csv_log
 import dataset
 from errors import UsageError
-from helpers import StopAt, run_script, train_in_process
+from helpers import StopAt, run_script, tiny_feature_model, train_in_process
 import metrics
 import model
 from plot_logs import plot_logs
@@ -101,17 +101,6 @@ def test_inception_v3_builds_offline_from_random_weights_or_a_local_file(tmp_pat
     np.testing.assert_allclose(again, features, rtol=1e-4, atol=1e-5)
     with pytest.raises(UsageError, match='--inception_weights nope.h5 does not exist'):
         metrics.load_feature_model(inception_weights='nope.h5')
-
-
-def tiny_feature_model(path, channels=1):
-    """A small untrained .keras model: images -> [16 features, 10 class probabilities]."""
-    keras.utils.set_random_seed(0)
-    x = inputs = keras.Input([16, 16, channels])
-    x = keras.layers.Conv2D(8, 3, strides=2, activation='relu')(x)
-    features = keras.layers.Dense(16, activation='tanh')(keras.layers.GlobalAveragePooling2D()(x))
-    probabilities = keras.layers.Dense(10, activation='softmax')(features)
-    keras.Model(inputs, [features, probabilities]).save(path)
-    return path
 
 
 @pytest.fixture(scope='session')
