@@ -51,8 +51,10 @@ def _remote(call, path, *args):
         raise OSError(errno.ETIMEDOUT, 'no answer in {} s (is the store reachable from this '
                       'machine, and are its credentials set?)'.format(timeout), path)
     error = answer.get('error')
-    if isinstance(error, tensorflow_errors().OpError):
-        raise OSError(errno.EIO, ' '.join(error.message.split()), path) from error
+    tf_errors = tensorflow_errors()
+    if isinstance(error, tf_errors.OpError):  # (ENOENT makes a FileNotFoundError, as a disk's)
+        raise OSError(errno.ENOENT if isinstance(error, tf_errors.NotFoundError) else errno.EIO,
+                      ' '.join(error.message.split()) or type(error).__name__, path) from error
     if error is not None:
         raise error
     return answer['value']
