@@ -340,6 +340,26 @@ class Sampling:
                                  'False)')
 
 
+EXPORT_FORMATS = ['saved_model', 'tflite', 'onnx']  # export.py's writers
+
+
+@dataclass(frozen=True)
+class Exporting:
+    format: tuple = setting(tuple(EXPORT_FORMATS), 'comma list of saved_model (TF Serving, '
+                            'Vertex AI), tflite (float32, and float16 weights where they hold), '
+                            'onnx; empty = none (default all three)',
+                            check=(lambda v: set(v) <= set(EXPORT_FORMATS),
+                                   '--format takes saved_model, tflite and onnx'))
+    out: str = setting('export', 'folder the exports are written to (default export)', path=True)
+    web: str = setting('', 'also write a page that draws with the generator in the browser to this '
+                       'folder: index.html, the ONNX model and onnxruntime-web (default: none)',
+                       path=True)
+    web_runtime: str = setting(
+        'node_modules/onnxruntime-web/dist', 'folder of onnxruntime-web\'s browser files, as '
+        '`npm install` in this repository puts them (default node_modules/onnxruntime-web/dist)',
+        path=True)
+
+
 @dataclass(frozen=True)
 class Conversion:
     layout: str = setting(
@@ -460,6 +480,11 @@ class EvalConfig(Evaluation, LatentSeed, Precision, Metrics, Shape, ArrayFiles, 
 class SampleConfig(Sampling, ChosenClass, Attributes, LatentSeed, Shape, ImageTypeSetting,
                    GeneratorFile):
     """What one call of generate.py draws."""
+
+
+@dataclass(frozen=True)
+class ExportConfig(Exporting, LatentSeed, Shape, ImageTypeSetting, GeneratorFile):
+    """One export of a generator (export.py)."""
 
 
 @dataclass(frozen=True)

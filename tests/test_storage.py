@@ -194,7 +194,8 @@ def test_a_run_on_a_store_is_moved_aside_whole():
 def test_a_vertex_ai_job_writes_where_it_is_told(monkeypatch):
     flag_values = flags.FlagValues()
     config.define_flags(config.TrainConfig, 'main', flag_values)
-    environ = {'AIP_MODEL_DIR': 'gs://b/job/model/', 'AIP_CHECKPOINT_DIR': 'gs://b/job/checkpoints/',
+    environ = {'AIP_MODEL_DIR': 'gs://b/job/model/',
+               'AIP_CHECKPOINT_DIR': 'gs://b/job/checkpoints/',
                'AIP_TENSORBOARD_LOG_DIR': 'gs://b/job/logs/'}
     flag_values(['main.py'])
     c = config.cluster_outputs(config.from_flags(config.TrainConfig, flag_values), environ,
