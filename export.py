@@ -181,22 +181,33 @@ def run_tflite(model_content, inputs):
     return interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
 
 
-def export_tflite(gen, path, float16=False):
-    """A TFLite model (noise, and condition -> images in [-1, 1]), float16 weights or float32;
-    checked with the TFLite interpreter."""
+def export_tflite(gen, out):
+    """generator.tflite (float32) and generator_f16.tflite (float16 weights, where they hold) in
+    out: noise, and condition -> images in [-1, 1]; checked with the TFLite interpreter. Returns
+    {file: largest difference}."""
     import tempfile
     import tensorflow as tf
+    written = {}
     with tempfile.TemporaryDirectory() as scratch:  # (this machine's: converted from there)
         archive(gen).write_out(scratch, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=['images'])
-        if float16:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        content = converter.convert()
-    worst = gen.check('tflite_f16' if float16 else 'tflite', run_tflite(content, gen.inputs()))
-    with files.saving('the TFLite model', path) as tmp, files.open_file(tmp, 'wb') as f:
-        f.write(content)
-    return worst
+        for name, what in (('generator.tflite', 'tflite'), ('generator_f16.tflite', 'tflite_f16')):
+            converter = tf.lite.TFLiteConverter.from_saved_model(scratch,
+                                                                 signature_keys=['images'])
+            if what == 'tflite_f16':
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            content, path = converter.convert(), os.path.join(out, name)
+            try:
+                worst = gen.check(what, run_tflite(content, gen.inputs()))
+            except Mismatch as e:  # float32 is written; float16 only where it holds
+                if what == 'tflite':
+                    raise
+                print('not written: {} ({})'.format(path, e))
+                continue
+            with files.saving('the TFLite model', path) as tmp, files.open_file(tmp, 'wb') as f:
+                f.write(content)
+            written[path] = worst
+    return written
 
 
 def export_onnx(gen, path):
@@ -237,13 +248,7 @@ def export(gen, formats, out):
         path = os.path.join(out, 'saved_model')
         written[path] = export_saved_model(gen, path)
     if 'tflite' in formats:
-        path = os.path.join(out, 'generator.tflite')
-        written[path] = export_tflite(gen, path)
-        path = os.path.join(out, 'generator_f16.tflite')
-        try:
-            written[path] = export_tflite(gen, path, float16=True)
-        except Mismatch as e:  # float32 is written; float16 only where it holds
-            print('not written: {} ({})'.format(path, e))
+        written.update(export_tflite(gen, out))
     if 'onnx' in formats:
         path = os.path.join(out, 'generator.onnx')
         written[path] = export_onnx(gen, path)
@@ -252,19 +257,24 @@ def export(gen, formats, out):
     return written
 
 
-def write_page(gen, folder, runtime):
-    """The browser page in folder: index.html, generator.onnx, generator.json (shapes, class
-    names, the check latents and their images) and onnxruntime-web's files from runtime."""
+def write_page(gen, folder, runtime, onnx=None):
+    """The browser page in folder: index.html, generator.onnx (a copy of onnx, a checked export,
+    or converted and checked now), generator.json (shapes, class names, the check latents) and
+    onnxruntime-web's files from runtime."""
     missing = [n for n in RUNTIME_FILES if not files.isfile(os.path.join(runtime, n))]
     if missing:
         raise UsageError('--web_runtime {} lacks {}: install the browser runtime with npm install '
                          '(in this repository; package.json pins onnxruntime-web), or pass the '
                          'folder of its dist/ files.'.format(runtime, ', '.join(missing)))
-    export_onnx(gen, os.path.join(folder, 'generator.onnx'))
-    for name in RUNTIME_FILES:
-        with files.saving('the browser runtime', os.path.join(folder, 'ort', name)) as tmp, \
-                files.open_file(os.path.join(runtime, name), 'rb') as src, \
-                files.open_file(tmp, 'wb') as dst:
+    copies = [(os.path.join(runtime, name), os.path.join(folder, 'ort', name))
+              for name in RUNTIME_FILES]
+    if onnx:
+        copies.append((onnx, os.path.join(folder, 'generator.onnx')))
+    else:
+        export_onnx(gen, os.path.join(folder, 'generator.onnx'))
+    for source, target in copies:
+        with files.saving('the page\'s files', target) as tmp, \
+                files.open_file(source, 'rb') as src, files.open_file(tmp, 'wb') as dst:
             dst.write(src.read())
     files.write_json(os.path.join(folder, 'generator.json'), dict(
         describe(gen), latents=gen.latents.round(6).tolist(),
@@ -286,10 +296,12 @@ def run(settings, given=None):
         files.check_writable(folder)
     gen = load(settings.model, settings, given)
     try:
-        for path, worst in export(gen, settings.format, settings.out).items():
+        written = export(gen, settings.format, settings.out)
+        for path, worst in written.items():
             print('wrote {} (checked: images within {}/255 of Keras\'s)'.format(path, worst))
         if settings.web:
-            write_page(gen, settings.web, settings.web_runtime)
+            write_page(gen, settings.web, settings.web_runtime, next(
+                (p for p in written if p.endswith('.onnx')), None))
             print('wrote {} (serve it: python -m http.server -d {}, then open '
                   'http://localhost:8000)'.format(os.path.join(settings.web, 'index.html'),
                                                   settings.web))

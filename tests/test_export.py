@@ -86,7 +86,8 @@ def test_each_format_round_trips(generators, tmp_path, kind, capsys):
                                             'saved_model']
 
 
-def test_a_failed_check_is_one_line_and_leaves_nothing(generators, tmp_path, monkeypatch):
+def test_a_failed_check_is_one_line_and_leaves_nothing(generators, tmp_path, monkeypatch,
+                                                        capsys):
     monkeypatch.setitem(export.TOLERANCE, 'onnx', -1)
     with pytest.raises(UsageError, match=r"^onnx's images differ from the Keras generator's by up "
                        r"to 0/255 on the same latents, more than the -1/255 allowed; nothing was "
@@ -97,6 +98,12 @@ def test_a_failed_check_is_one_line_and_leaves_nothing(generators, tmp_path, mon
     with pytest.raises(UsageError, match="^saved_model's images differ"):
         export.run(settings(generators('plain'), tmp_path, format=('saved_model',)))
     assert os.listdir(tmp_path) == []
+    # float16 weights that miss their tolerance: left out with a note, float32 written
+    monkeypatch.setitem(export.TOLERANCE, 'tflite_f16', -1)
+    export.run(settings(generators('plain'), tmp_path, format=('tflite',)))
+    assert "not written: {} (tflite_f16's images differ".format(
+        tmp_path / 'generator_f16.tflite') in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ['generator.json', 'generator.tflite']
 
 
 def test_bad_models_are_one_line(generators, tmp_path):
