@@ -40,7 +40,8 @@ def settings(model, out, **changes):
     return config.ExportConfig(model=model, out=str(out), **changes)
 
 
-@pytest.mark.parametrize('kind', ['plain', pytest.param('conditional', marks=pytest.mark.slow)])
+@pytest.mark.slow  # each 8 s: the three converters and runtimes
+@pytest.mark.parametrize('kind', ['plain', 'conditional'])
 def test_each_format_round_trips(generators, tmp_path, kind, capsys):
     export.run(settings(generators(kind), tmp_path))
     out = capsys.readouterr().out
@@ -86,6 +87,7 @@ def test_each_format_round_trips(generators, tmp_path, kind, capsys):
                                             'saved_model']
 
 
+@pytest.mark.slow  # three exports: 10 s
 def test_a_failed_check_is_one_line_and_leaves_nothing(generators, tmp_path, monkeypatch,
                                                         capsys):
     monkeypatch.setitem(export.TOLERANCE, 'onnx', -1)
