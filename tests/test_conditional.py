@@ -9,6 +9,7 @@ from PIL import Image
 
 import arrays
 import conditions
+import config
 import convert_tfrecord
 import csv_log
 import dataset
@@ -304,14 +305,16 @@ def test_generate_bad_class_is_one_line(conditional_run, tmp_path):
     line = error_line(run_script('generate.py', ['--model=' + model_file, '--class=ship'],
                                  tmp_path))
     assert 'ship is not one of its classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9' in line
-    line = error_line(run_script('generate.py', ['--model=' + model_file, '--attributes=Male'],
-                                 tmp_path))
-    assert 'conditioned on classes' in line
-    # an unconditional generator asked for a class
+    # the other refusals, in this process: attributes of a class generator, and an unconditional
+    # generator asked for a class
+    out = str(tmp_path / 'samples.png')
+    with pytest.raises(UsageError, match='conditioned on classes'):
+        generate.run(config.SampleConfig(model=model_file, attributes='Male', out=out))
     plain = str(tmp_path / 'plain' / 'generator.keras')
     model.save_network(model.Gen_Net(1, 100, 32, filters=64), plain, 'a generator')
-    line = error_line(run_script('generate.py', ['--model=' + plain, '--class=7'], tmp_path))
-    assert 'is not a conditional generator' in line and 'drop --class' in line
+    with pytest.raises(UsageError, match='is not a conditional generator.*drop --class'):
+        generate.run(config.SampleConfig(model=plain, class_name='7', out=out))
+    assert not os.path.exists(out)
 
 
 def test_attribute_run_grids_and_sampling(records, tmp_path):
