@@ -87,7 +87,7 @@ def test_each_format_round_trips(generators, tmp_path, kind, capsys):
                                             'saved_model']
 
 
-@pytest.mark.slow  # three exports: 10 s
+@pytest.mark.slow  # two exports: 7 s
 def test_a_failed_check_is_one_line_and_leaves_nothing(generators, tmp_path, monkeypatch,
                                                         capsys):
     # float16 weights that miss their tolerance are left out with a note, float32 written; then
