@@ -91,8 +91,8 @@ class RunCheckpoint:
 
     def restore(self, current):
         """Restore the newest checkpoint that restores whole and return its prefix, its manager
-        started (None if there is none: start it with start_manager() then). Damaged ones are moved aside
-        with a warning, the state file rewritten. current: this run's flags, to name those that
+        started (None if there is none: start it with start_manager() then). Damaged ones are
+        moved aside with a warning, the state file rewritten. current: this run's flags, to name those that
         differ from the checkpoint's when it does not fit. Only the chief changes the folder."""
         for leftover in files.glob(os.path.join(self.directory, '*_temp')) if self.chief else ():
             files.rmtree(leftover)  # a save that was cut off

@@ -88,22 +88,6 @@ def load(path, settings, given):
     return Generator(net, condition, settings.seed)
 
 
-def folder_saving(what, path, write):
-    """write(tmp) a folder beside path, which replaces path when write returns (a failure leaves
-    no folder behind, and path as it was); failures are an OutputError naming what and where."""
-    tmp = os.path.join(os.path.dirname(path.rstrip('/')), '.tmp-' + os.path.basename(
-        path.rstrip('/')))
-    files.rmtree(tmp)
-    try:
-        with files.writing(what, path):
-            result = write(tmp)
-            files.rmtree(path)
-            files.rename(tmp, path)
-        return result
-    finally:
-        files.rmtree(tmp)
-
-
 def archive(gen):
     """The generator's Keras ExportArchive with three signatures: serving_default (noise
     [N, noise_dim] and a conditional's condition [N, C] -> uint8 images [N, H, W, C]), from_seed
@@ -144,15 +128,12 @@ def archive(gen):
 def export_saved_model(gen, path):
     """The SavedModel of archive(gen), checked with tf.saved_model.load."""
     import tensorflow as tf
-
-    def write(tmp):
+    with files.saving('the SavedModel', path, folder=True) as tmp:
+        files.rmtree(tmp)  # what an export cut off left
         archive(gen).write_out(tmp, verbose=False)
-        loaded = tf.saved_model.load(tmp)
-        drawn = loaded.signatures['serving_default'](
+        drawn = tf.saved_model.load(tmp).signatures['serving_default'](
             **{k: tf.constant(v) for k, v in gen.inputs().items()})['images']
         return gen.check('saved_model', drawn.numpy())
-
-    return folder_saving('the SavedModel', path, write)
 
 
 def tflite_interpreter(model_content):

@@ -95,7 +95,7 @@ def exists(path):
     if not is_remote(path):
         return os.path.lexists(path)
     if _ram(path):
-        return _ram_file(path) or bool(glob(join(path, '*'))) or _stored(path)
+        return _ram_file(path) or bool(glob(os.path.join(path, '*'))) or _stored(path)
     return _remote(_gfile().exists, path)
 
 
@@ -118,7 +118,7 @@ def listdir(path):
     if not is_remote(path):
         return sorted(os.listdir(path))
     if _ram(path):
-        return [p.rsplit('/', 1)[1] for p in glob(join(path, '*'))]
+        return [p.rsplit('/', 1)[1] for p in glob(os.path.join(path, '*'))]
     return sorted(n.rstrip('/') for n in _remote(_gfile().listdir, path))
 
 
@@ -137,13 +137,9 @@ def walk(top, onerror=None):
     while folders:
         folder = folders.pop()
         names = listdir(folder)
-        subfolders = [n for n in names if isdir(join(folder, n))]
+        subfolders = [n for n in names if isdir(os.path.join(folder, n))]
         yield folder, subfolders, [n for n in names if n not in subfolders]
-        folders.extend(join(folder, n) for n in reversed(subfolders))
-
-
-def join(*parts):
-    return os.path.join(*parts)
+        folders.extend(os.path.join(folder, n) for n in reversed(subfolders))
 
 
 def absolute(path):
@@ -173,7 +169,7 @@ def rmtree(path):
     if _ram(path):  # deepest first, as its own rmtree fails beside run/a.lock
         for folder, _, names in reversed(list(walk(path))):
             for name in names:
-                remove(join(folder, name))
+                remove(os.path.join(folder, name))
             with contextlib.suppress(OSError):  # a folder it has no entry for
                 remove(folder)
     elif is_remote(path):
@@ -197,7 +193,8 @@ def rename(source, target):
             copy_to = target + folder[len(source):]
             makedirs(copy_to)
             for name in names:
-                _remote(_gfile().copy, join(folder, name), join(copy_to, name), True)
+                _remote(_gfile().copy, os.path.join(folder, name),
+                        os.path.join(copy_to, name), True)
         rmtree(source)
 
 
@@ -289,22 +286,25 @@ def writing(what, path):
 
 
 @contextlib.contextmanager
-def saving(what, path):
-    """Write path completely or not at all: the body writes to the temporary name it is given
-    (beside path, same extension; open it with open_file), which replaces path only when complete.
-    On a failure the temporary is removed, path is as it was, and an OutputError names what and
-    where."""
-    folder, name = os.path.split(path)
-    tmp = join(folder, '.tmp-' + name)
+def saving(what, path, folder=False):
+    """Write path completely or not at all: the body writes the file (open it with open_file), or
+    with folder the folder, at the temporary name it is given (beside path, same extension), which
+    replaces path only when complete. On any failure the temporary is removed (a folder there that
+    the body was not to write is left alone) and path is as it was; a failed write is an
+    OutputError naming what and where."""
+    parent, name = os.path.split(path.rstrip('/'))
+    tmp = os.path.join(parent, '.tmp-' + name)
     try:
         with writing(what, path):
-            if folder:
-                makedirs(folder)
+            if parent:
+                makedirs(parent)
             yield tmp
+            if folder:  # the old one goes first: a rename does not replace a folder
+                rmtree(path)
             rename(tmp, path)
-    except OutputError:
+    except BaseException:
         with contextlib.suppress(OSError):
-            remove(tmp)
+            rmtree(tmp) if folder else remove(tmp)
         raise
 
 
@@ -318,7 +318,7 @@ def check_output_file(path, extensions=None):
     cannot be written in its folder."""
     if isdir(path):
         raise UsageError('{} is a folder: give a file name, e.g. {}.'.format(
-            path, join(path, 'out' + (extensions[0] if extensions else '.json'))))
+            path, os.path.join(path, 'out' + (extensions[0] if extensions else '.json'))))
     if extensions and not path.lower().endswith(tuple(extensions)):
         raise UsageError('{} must end in {}.'.format(path, ', '.join(extensions)))
     check_writable(os.path.dirname(path) or '.')
@@ -330,7 +330,7 @@ def check_writable(folder):
     try:
         makedirs(folder)
         if is_remote(folder):
-            probe = join(folder, '.write-test-{}'.format(os.getpid()))
+            probe = os.path.join(folder, '.write-test-{}'.format(os.getpid()))
             _remote(_write_all, probe, b'ok')
             remove(probe)
         else:

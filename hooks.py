@@ -131,8 +131,9 @@ class Events:
             return
         if self.path is None:  # this process's: events.out.tfevents.{time}.{host}.{pid}.{n}.v2
             mine = files.glob(os.path.join(self.folder, '*.{}.*'.format(os.getpid())))
-            self.path = max(mine, key=lambda p: (files.getmtime(p), p), default=None)  # (ram:// has
-            # no times; the name holds the time made and a count)
+            # the newest: by time, then by name, which holds the time made and a count (ram://
+            # keeps no times)
+            self.path = max(mine, key=lambda p: (files.getmtime(p), p), default=None)
         last = None
         with files.writing('TensorBoard events', self.folder), \
                 files.open_file(self.path or '', 'rb') as f:

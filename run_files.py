@@ -231,6 +231,25 @@ def flag_differences(saved, current):
             if k in current and saved[k] != current[k]]
 
 
+def lock_holder():
+    """Who holds a lock: this process's PID and host, and since when."""
+    return 'pid {} on host {}, since {}'.format(os.getpid(), socket.gethostname(),
+                                               time.strftime('%Y-%m-%d %H:%M:%S'))
+
+
+def refuse_lock(holder, path, note=''):
+    """The refusal of a second run of a SaveName whose lock at path holder holds."""
+    raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to finish '
+                     'or stop it, or give this run its own --MODEL_PATH, --LOG_PATH and '
+                     '--PLOT_PATH{}.'.format(holder, path, note))
+
+
+def took_over(path, stale):
+    """Say that the lock at path, left by a run that died holding it (stale), is taken over."""
+    logging.warning('Took over the lock %s left by a run that ended without releasing it (%s)',
+                    path, stale)
+
+
 class RunLock:
     """An exclusive lock on one {folder}/{SaveName}.lock, so two runs never share its files.
 
@@ -256,9 +275,7 @@ class RunLock:
             file.seek(0)
             holder = file.read().strip() or 'unknown'
             file.close()
-            raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
-                             'finish or stop it, or give this run its own --MODEL_PATH, '
-                             '--LOG_PATH and --PLOT_PATH.'.format(holder, self.path))
+            refuse_lock(holder, self.path)
         self.files.append(file)
         return file
 
@@ -273,10 +290,8 @@ class RunLock:
         file.seek(0)
         stale = file.read().strip()
         if stale:
-            logging.warning('Took over the lock %s left by a run that ended without releasing '
-                            'it (%s)', self.path, stale)
-        holder = 'pid {} on host {}, since {}\n'.format(
-            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S'))
+            took_over(self.path, stale)
+        holder = lock_holder() + '\n'
         for file in self.files:
             file.seek(0)
             file.truncate()
@@ -303,8 +318,7 @@ class RemoteLock:
 
     def __init__(self, path):
         self.path = path
-        self.holder = 'pid {} on host {}, since {}'.format(
-            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S'))
+        self.holder = lock_holder()
         self.stop = threading.Event()
         self.beat = None
 
@@ -322,10 +336,8 @@ class RemoteLock:
             f.write('{}; alive at {:.0f}\n'.format(self.holder, time.time()))
 
     def refuse(self, holder):
-        raise UsageError('another run is training this SaveName ({}; lock {}): wait for it to '
-                         'finish or stop it, or give this run its own --MODEL_PATH, --LOG_PATH '
-                         'and --PLOT_PATH (a lock not renewed for {} s is taken over).'.format(
-                             holder, self.path, self.STALE))
+        refuse_lock(holder, self.path, ' (a lock not renewed for {} s is taken over)'.format(
+            self.STALE))
 
     def __enter__(self):
         found = self.read()
@@ -333,12 +345,12 @@ class RemoteLock:
         if found and (not alive or time.time() - int(alive.group(1)) < self.STALE):
             self.refuse(found)
         if found:
-            logging.warning('Took over the lock %s left by a run that ended without releasing '
-                            'it (%s)', self.path, found)
+            took_over(self.path, found)
         self.write()
         time.sleep(self.SETTLE)
-        if not self.read().startswith(self.holder):
-            self.refuse(self.read())
+        found = self.read()
+        if not found.startswith(self.holder):
+            self.refuse(found)
         self.beat = threading.Thread(target=self.renew, daemon=True)
         self.beat.start()
         return self
